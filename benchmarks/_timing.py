@@ -1,0 +1,292 @@
+"""Small, reusable timing helpers for the jaxopt_lab benchmarks.
+
+The rules (see DESIGN.md, "Performance rules"):
+
+* compile time is measured apart from run time, by timing
+  ``jax.jit(f, ...).lower(*args)`` and ``.compile()`` on a *fresh* function object
+  (so neither jit's trace cache nor XLA's executable cache can answer);
+* run time is measured on the compiled executable, after warm-up calls, with
+  ``jax.block_until_ready`` on the outputs, over several repeats, and reported as
+  min / median / max;
+* benchmarks that should be compared are run *interleaved* (A B, B A, A B, ...), so
+  that slow drift of a noisy machine (frequency, neighbours, page cache) biases
+  neither side;
+* buffers a step overwrites are donated, so a step is ``carry = f(carry, *consts)``:
+  the output carry is fed back as the next input and the donated input is never
+  touched again.
+
+Nothing here assumes a platform: JAX places the arrays on its default device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+
+# --------------------------------------------------------------------------- stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """min / median / max (and mean, stdev) of a list of samples, in seconds."""
+
+    min: float
+    median: float
+    max: float
+    mean: float
+    stdev: float
+    n: int
+    samples: tuple[float, ...]
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> "Stats":
+        s = [float(x) for x in samples]
+        if not s:
+            raise ValueError("Stats.of: no samples")
+        return cls(
+            min=min(s),
+            median=statistics.median(s),
+            max=max(s),
+            mean=statistics.fmean(s),
+            stdev=statistics.stdev(s) if len(s) > 1 else 0.0,
+            n=len(s),
+            samples=tuple(s),
+        )
+
+    def scaled(self, factor: float) -> dict[str, float]:
+        """min/median/max multiplied by ``factor`` (e.g. 1e3 for milliseconds)."""
+        return {"min": self.min * factor, "median": self.median * factor, "max": self.max * factor}
+
+    def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["samples"] = list(self.samples)
+        if not include_samples:
+            d.pop("samples")
+        return d
+
+
+def rate_stats(work: float, time_stats: Stats) -> dict[str, float]:
+    """``work / time`` for the min / median / max time (note: min time -> max rate)."""
+    return {
+        "min": work / time_stats.max,
+        "median": work / time_stats.median,
+        "max": work / time_stats.min,
+    }
+
+
+# --------------------------------------------------------------------------- compile
+
+
+@dataclasses.dataclass
+class CompileResult:
+    compiled: Any  # jax.stages.Compiled of the last repeat
+    lowered: Any  # jax.stages.Lowered of the last repeat
+    lower: Stats  # trace + lower to StableHLO, seconds
+    compile: Stats  # XLA compile, seconds
+    total: Stats  # lower + compile, seconds
+
+
+def compile_timed(
+    make_fn: Callable[[], Callable],
+    args: Sequence[Any],
+    *,
+    repeats: int = 1,
+    **jit_kwargs: Any,
+) -> CompileResult:
+    """Time ``jax.jit(make_fn(), **jit_kwargs).lower(*args).compile()``.
+
+    ``make_fn`` must return a *new* function object on every call, so that each repeat
+    traces, lowers and compiles from scratch (jit caches traces by function identity,
+    and XLA executables are cached by lowered-module identity). ``args`` are only used
+    for their shapes/dtypes/shardings; donation does not consume them at lowering time.
+    """
+    lower_t, compile_t, total_t = [], [], []
+    compiled = lowered = None
+    for _ in range(max(1, repeats)):
+        fn = make_fn()
+        t0 = time.perf_counter()
+        lowered = jax.jit(fn, **jit_kwargs).lower(*args)
+        t1 = time.perf_counter()
+        compiled = lowered.compile()
+        t2 = time.perf_counter()
+        lower_t.append(t1 - t0)
+        compile_t.append(t2 - t1)
+        total_t.append(t2 - t0)
+    return CompileResult(
+        compiled=compiled,
+        lowered=lowered,
+        lower=Stats.of(lower_t),
+        compile=Stats.of(compile_t),
+        total=Stats.of(total_t),
+    )
+
+
+def warm_up_backend() -> float:
+    """Compile and run one trivial program, so that backend start-up cost is not
+    charged to the first benchmark's compile time. Returns the seconds it took."""
+    t0 = time.perf_counter()
+    x = jax.numpy.ones((8,), jax.numpy.float32)
+    jax.block_until_ready(jax.jit(lambda v: v * 2 + 1)(x))
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- run
+
+
+class StatefulBench:
+    """A compiled step ``carry -> carry`` (donated carry) plus constant extra args.
+
+    ``sample(number)`` runs the step ``number`` times back to back (each call's output
+    carry is the next call's input), blocks on the final carry, and returns the elapsed
+    seconds divided by ``number``.
+    """
+
+    def __init__(self, name: str, step: Callable, carry: Any, consts: Sequence[Any] = (),
+                 carry_is_tuple: bool = True):
+        self.name = name
+        self.step = step
+        self.carry = carry
+        self.consts = tuple(consts)
+        self.carry_is_tuple = carry_is_tuple
+        self.samples: list[float] = []
+
+    def _call(self):
+        if self.carry_is_tuple:
+            self.carry = self.step(*self.carry, *self.consts)
+        else:
+            self.carry = self.step(self.carry, *self.consts)
+
+    def run(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._call()
+        jax.block_until_ready(self.carry)
+
+    def sample(self, number: int = 1) -> float:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            self._call()
+        jax.block_until_ready(self.carry)
+        return (time.perf_counter() - t0) / number
+
+    def stats(self) -> Stats:
+        return Stats.of(self.samples)
+
+
+def calibrate_number(benches: Sequence[StatefulBench], min_sample_s: float) -> int:
+    """Calls per sample so that the *fastest* bench's sample lasts >= ``min_sample_s``
+    (one common number for all benches, so they are timed the same way). On a slow
+    device this is 1; on a fast one it amortises Python dispatch and timer resolution."""
+    fastest = min(min(b.sample(1) for _ in range(3)) for b in benches)
+    if fastest <= 0:
+        return 1
+    return max(1, math.ceil(min_sample_s / fastest))
+
+
+def run_interleaved(
+    benches: Sequence[StatefulBench],
+    *,
+    repeats: int,
+    warmup: int = 3,
+    number: int | None = None,
+    min_sample_s: float = 0.02,
+    disable_gc: bool = True,
+) -> int:
+    """Warm each bench up, then take ``repeats`` samples of each, interleaved.
+
+    Round ``r`` visits the benches in order when ``r`` is even and in reverse order
+    when it is odd (A B / B A / A B ...), so that neither goes systematically first.
+    Samples are appended to ``bench.samples``. Returns the calls-per-sample used.
+    """
+    for b in benches:
+        b.run(warmup)
+    if number is None:
+        number = calibrate_number(benches, min_sample_s)
+    gc_was_enabled = gc.isenabled()
+    if disable_gc:
+        gc.collect()
+        gc.disable()
+    try:
+        for r in range(repeats):
+            order = benches if r % 2 == 0 else list(reversed(benches))
+            for b in order:
+                b.samples.append(b.sample(number))
+    finally:
+        if disable_gc and gc_was_enabled:
+            gc.enable()
+    return number
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def cpu_model() -> str | None:
+    """CPU model name from /proc/cpuinfo (Linux) or platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages where the OS reports them: other work on the
+    machine while a benchmark runs is the usual reason for noisy numbers."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions and device description to store next to every result."""
+    import jaxlib
+
+    dev = jax.devices()[0]
+    env: dict[str, Any] = {
+        "platform": dev.platform,
+        "default_backend": jax.default_backend(),
+        "device_kind": dev.device_kind,
+        "device": str(dev),
+        "device_count": jax.device_count(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_1_5_15min": load_average(),
+    }
+    try:
+        import optax  # only benchmarks use optax
+
+        env["optax"] = optax.__version__
+    except ImportError:
+        env["optax"] = None
+    return env
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left: int = 1) -> str:
+    """A GitHub markdown table; the first ``n_left`` columns are left-aligned, the rest
+    right-aligned. Cells are printed with ``str``, so format numbers beforehand."""
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---" if i < n_left else "---:" for i in range(len(headers))) + "|"]
+    for row in rows:
+        out.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(out)

@@ -1,0 +1,428 @@
+"""Core types: optimizers as pure ``(init, update)`` pairs that are also pytrees.
+
+An :class:`Optimizer` is a ``NamedTuple(init, update)``. ``init`` and ``update`` are
+:class:`HyperFunction` objects: a module-level function bound to its hyperparameters.
+A ``HyperFunction`` is a JAX pytree whose *leaves* are the numeric hyperparameters
+(learning rate, betas, eps, ...) and whose *structure* holds everything else (the
+function itself, flags, dtypes, masks). Two consequences:
+
+* ``jax.jit(train)(adam(0.1), ...)`` and ``jax.jit(train)(adam(0.2), ...)`` share one
+  compiled program, because only leaves changed;
+* a batch of optimizers (leaves stacked along a new axis) goes through ``jax.vmap``.
+
+Non-numeric configuration is wrapped in :class:`Static`, a pytree node with no leaves
+that compares by value, so it lands in the tree structure (and the jit cache key).
+
+Numbers derived from hyperparameters (``1 - b2`` and the like) are computed once, when the
+optimizer is built, and stored as leaves of their own. With Python-float
+hyperparameters they are therefore computed in float64 and rounded once, as optax does.
+To vmap or differentiate with respect to such a hyperparameter, build the optimizer
+inside the transformed function (``jax.vmap(lambda b1: adam(1e-3, b1=b1))``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+Params = Any
+Updates = Any
+OptState = Any
+Scalar = Any  # a Python number, a 0-d array or a tracer
+Schedule = Callable[[jax.Array], jax.Array]
+ScalarOrSchedule = Any
+
+
+class EmptyState(NamedTuple):
+    """State of a transform that keeps none."""
+
+
+# --------------------------------------------------------------------------------------
+# Static configuration and bound functions
+# --------------------------------------------------------------------------------------
+
+
+def _static_key(value: Any) -> Any:
+    """A hashable key that is equal for equal configuration values."""
+    try:
+        hash(value)
+        return ("value", type(value), value)
+    except TypeError:
+        leaves, treedef = jax.tree.flatten(value)
+        try:
+            return ("tree", treedef, tuple((type(x), x) for x in leaves))
+        except TypeError:
+            return ("id", id(value))
+
+
+@jax.tree_util.register_pytree_node_class
+class Static:
+    """Configuration that is part of a pytree's structure rather than its leaves.
+
+    Compared by value (dtypes, flags, masks of Python bools) or, for objects that cannot
+    be compared by value (plain Python callables), by identity.
+    """
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: Any):
+        self.value = value
+        self._key = _static_key(value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Static):
+            return NotImplemented
+        try:
+            return bool(self._key == other._key)
+        except Exception:  # e.g. comparing arrays inside a mask tree
+            return self.value is other.value
+
+    def __hash__(self) -> int:
+        try:
+            return hash(self._key)
+        except TypeError:
+            return hash(id(self.value))
+
+    def __repr__(self) -> str:
+        return f"Static({self.value!r})"
+
+    def tree_flatten(self):
+        return (), self
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        del children
+        return aux
+
+
+class HParams:
+    """Read-only attribute view of a function's hyperparameters."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"HParams({self.__dict__!r})"
+
+
+def _is_pytree_callable(x: Any) -> bool:
+    return isinstance(x, (HyperFunction, Optimizer))
+
+
+def _as_child(value: Any) -> Any:
+    """Route a hyperparameter: numbers, arrays and our pytrees are children, other
+    callables (user schedules, foreign transforms) are static."""
+    if isinstance(value, Static) or _is_pytree_callable(value):
+        return value
+    if isinstance(value, (tuple, list)) and any(
+        _is_pytree_callable(v) or isinstance(v, Static) for v in value
+    ):
+        return type(value)(_as_child(v) for v in value)
+    if callable(value) or (value is not None and not _is_arraylike(value)):
+        return Static(value)
+    return value
+
+
+def _is_arraylike(x: Any) -> bool:
+    return isinstance(x, (numbers.Number, np.ndarray, np.generic, jax.Array)) or (
+        isinstance(x, (tuple, list)) and all(_is_arraylike(v) for v in x)
+    )
+
+
+@jax.tree_util.register_pytree_node_class
+class HyperFunction:
+    """``fn`` bound to hyperparameters; calling it runs ``fn(h, *args, **kwargs)``.
+
+    ``h`` is an :class:`HParams` whose attributes are the bound values, with
+    :class:`Static` wrappers removed. The function must be defined at module level so
+    that equal configurations have equal tree structures.
+    """
+
+    __slots__ = ("fn", "hparams", "__weakref__")
+
+    def __init__(self, fn: Callable[..., Any], hparams: dict[str, Any]):
+        self.fn = fn
+        self.hparams = {k: _as_child(v) for k, v in hparams.items()}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        values = {k: unwrap(v) for k, v in self.hparams.items()}
+        return self.fn(HParams(values), *args, **kwargs)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
+        return f"{self.fn.__name__}({shown})"
+
+    def tree_flatten(self):
+        keys = tuple(self.hparams)
+        return tuple(self.hparams[k] for k in keys), (self.fn, keys)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        fn, keys = aux
+        obj = object.__new__(cls)
+        obj.fn = fn
+        obj.hparams = dict(zip(keys, children))
+        return obj
+
+
+def bind(fn: Callable[..., Any], /, **hparams: Any) -> HyperFunction:
+    """Bind module-level ``fn(h, ...)`` to hyperparameters (see :class:`HyperFunction`)."""
+    return HyperFunction(fn, hparams)
+
+
+class Optimizer(NamedTuple):
+    """A pure optimizer: ``state = init(params)``;
+    ``updates, state = update(grads, state, params=None, **extra_args)``.
+
+    Both members are pytrees (see :class:`HyperFunction`), so an ``Optimizer`` can be
+    passed to ``jax.jit`` as an argument and batched with ``jax.vmap``.
+    """
+
+    init: Callable[..., OptState]
+    update: Callable[..., tuple[Updates, OptState]]
+
+
+def stateless(update_fn: Callable[..., Any], **hparams: Any) -> Optimizer:
+    """A transform with :class:`EmptyState`, whose ``update_fn(h, updates, params)``
+    returns the new updates."""
+    return Optimizer(bind(_init_empty), bind(_stateless_update, fn=Static(update_fn), **hparams))
+
+
+def _init_empty(h: HParams, params: Params) -> EmptyState:
+    del h, params
+    return EmptyState()
+
+
+def _stateless_update(h, updates, state, params=None, **extra_args):
+    del extra_args
+    return h.fn(h, updates, params), state
+
+
+# --------------------------------------------------------------------------------------
+# Input validation
+# --------------------------------------------------------------------------------------
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x``'s value is known now (not a tracer inside jit/vmap/grad)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
+def check_hyperparameter(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = 0.0,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    allow_schedule: bool = False,
+    allow_none: bool = False,
+) -> None:
+    """Validate a numeric hyperparameter's type always, and its range when concrete.
+
+    Never converts the value to a Python float, so tracers pass through untouched.
+    """
+    if value is None:
+        if allow_none:
+            return
+        raise TypeError(f"`{name}` must be a number or an array, got None.")
+    if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
+        if allow_schedule:
+            return
+        raise TypeError(f"`{name}` must be a number or an array, got a callable {value!r}.")
+    if isinstance(value, (bool, np.bool_)) or not _is_arraylike(value):
+        kind = "a number, an array or a schedule" if allow_schedule else "a number or an array"
+        raise TypeError(f"`{name}` must be {kind}, got {type(value).__name__}: {value!r}.")
+    if isinstance(value, (tuple, list)):
+        raise TypeError(f"`{name}` must be a scalar or an array, got a {type(value).__name__}.")
+    dtype = jnp.result_type(value)
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"`{name}` must be real-valued, got dtype {dtype}.")
+    if not is_concrete(value):
+        return
+    arr = np.asarray(value)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"`{name}` must not be NaN, got {value!r}.")
+    if low is not None:
+        bad = arr < low if low_inclusive else arr <= low
+        if np.any(bad):
+            op = ">=" if low_inclusive else ">"
+            raise ValueError(f"`{name}` must be {op} {low}, got {value!r}.")
+    if high is not None and np.any(arr > high):
+        raise ValueError(f"`{name}` must be <= {high}, got {value!r}.")
+
+
+def check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a Python bool, got {type(value).__name__}: {value!r}.")
+
+
+def canonical_dtype(name: str, dtype: Any) -> Any:
+    """``None`` or a canonical floating dtype (float64 becomes float32 without x64)."""
+    if dtype is None:
+        return None
+    try:
+        dt = jax.dtypes.canonicalize_dtype(np.dtype(dtype))
+    except TypeError as e:
+        raise TypeError(f"`{name}` must be a dtype or None, got {dtype!r}.") from e
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"`{name}` must be a floating dtype, got {dt}.")
+    return dt
+
+
+def check_params(params: Params, name: str = "params") -> None:
+    """Parameters must be floating-point arrays (or None leaves)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            if isinstance(leaf, float):
+                continue
+            raise TypeError(
+                f"`{name}` leaves must be floating-point arrays; "
+                f"{name}{jax.tree_util.keystr(path)} is {type(leaf).__name__}: {leaf!r}."
+            )
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"`{name}` leaves must be floating-point arrays; "
+                f"{name}{jax.tree_util.keystr(path)} has dtype {dtype}. "
+                "Cast it, e.g. with jnp.asarray(x, jnp.float32)."
+            )
+
+
+def check_same_structure(updates: Updates, reference: PyTree, reference_name: str) -> None:
+    """Raise a ValueError showing both structures when ``updates`` and ``reference``
+    are not the same tree."""
+    a, b = jax.tree.structure(updates), jax.tree.structure(reference)
+    if a != b:
+        raise ValueError(
+            f"The tree structure of the grads/updates does not match the {reference_name}'s.\n"
+            f"  updates: {a}\n  {reference_name}: {b}\n"
+            "Pass grads with the same structure as the params the optimizer was "
+            "initialised with."
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Tree helpers used by the transforms
+# --------------------------------------------------------------------------------------
+
+
+def tree_map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+    """``jax.tree.map`` that keeps ``None`` leaves of ``tree`` as ``None``."""
+    return jax.tree.map(
+        lambda x, *r: None if x is None else fn(x, *r), tree, *rest, is_leaf=lambda x: x is None
+    )
+
+
+def tree_full_like(params: Params, value: Any, dtype: Any = None) -> PyTree:
+    return jax.tree.map(lambda p: jnp.full_like(p, value, dtype=dtype), params)
+
+
+def tree_zeros_like(params: Params, dtype: Any = None) -> PyTree:
+    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
+
+
+def tree_cast(tree: PyTree, dtype: Any) -> PyTree:
+    return tree if dtype is None else jax.tree.map(lambda t: t.astype(dtype), tree)
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1`` that saturates at the dtype's maximum instead of wrapping."""
+    count = jnp.asarray(count)
+    if jnp.issubdtype(count.dtype, jnp.integer):
+        top = jnp.iinfo(count.dtype).max
+    else:
+        top = jnp.finfo(count.dtype).max
+    top = jnp.array(top, count.dtype)
+    return jnp.where(count < top, count + jnp.array(1, count.dtype), top)
+
+
+def complement(x: Scalar) -> Scalar:
+    """``1 - x``; for a Python number computed in float64 before any rounding."""
+    return 1 - x
+
+
+# --------------------------------------------------------------------------------------
+# apply_updates and chain
+# --------------------------------------------------------------------------------------
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """``params + updates``, cast back to each param's dtype (``None`` leaves kept)."""
+    return jax.tree.map(
+        lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+        params,
+        updates,
+        is_leaf=lambda x: x is None,
+    )
+
+
+def accepts_extra_args(update: Callable[..., Any]) -> bool:
+    if isinstance(update, HyperFunction):
+        return True
+    try:
+        sig = inspect.signature(update)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def unwrap(x: Any) -> Any:
+    """The value inside a :class:`Static`, or ``x`` itself."""
+    return x.value if isinstance(x, Static) else x
+
+
+def _chain_init(h: HParams, params: Params) -> tuple:
+    check_params(params)
+    return tuple(unwrap(init)(params) for init in h.inits)
+
+
+def _chain_update(h: HParams, updates, state, params=None, **extra_args):
+    if len(state) != len(h.updates):
+        raise ValueError(
+            f"`state` has {len(state)} entries but the chain has {len(h.updates)} "
+            "transforms; was it created by this optimizer's init?"
+        )
+    if params is not None:
+        check_same_structure(updates, params, "params")
+    new_state = []
+    for update, s in zip(map(unwrap, h.updates), state):
+        if accepts_extra_args(update):
+            updates, s = update(updates, s, params, **extra_args)
+        else:
+            updates, s = update(updates, s, params)
+        new_state.append(s)
+    return updates, tuple(new_state)
+
+
+def chain(*transforms: Any) -> Optimizer:
+    """Compose transforms: each one's output updates feed the next.
+
+    Accepts ours and any object with ``.init``/``.update`` (optax's included). The state
+    is a tuple of the inner states.
+    """
+    for i, t in enumerate(transforms):
+        if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
+            raise TypeError(
+                f"chain: argument {i} must have callable `.init` and `.update`, "
+                f"got {type(t).__name__}."
+            )
+    inits = tuple(_as_child(t.init) for t in transforms)
+    updates = tuple(_as_child(t.update) for t in transforms)
+    return Optimizer(bind(_chain_init, inits=inits), bind(_chain_update, updates=updates))
+
+
+def identity() -> Optimizer:
+    """Leaves updates unchanged: ``u = g``."""
+    return stateless(_identity)
+
+
+def _identity(h, updates, params):
+    del h, params
+    return updates

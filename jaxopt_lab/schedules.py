@@ -1,0 +1,235 @@
+r"""Learning-rate schedules ``step -> value``, as pytrees.
+
+Each schedule is a :class:`~jaxopt_lab.base.HyperFunction`: its values (``init_value``,
+``end_value``, ``alpha``, scales...) are leaves, so a jitted function that takes an
+optimizer built with a schedule is not recompiled when only those values change, and
+schedules can be stacked and vmapped. Step counts (``transition_steps``, boundaries) are
+structure: they fix the shape of the computation.
+
+A schedule is evaluated at the number of updates made so far, starting at 0.
+Formulas and argument names follow optax.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+
+from jaxopt_lab.base import HyperFunction, Static, bind, check_hyperparameter, complement, is_concrete
+
+
+def _check_steps(name: str, value: Any, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, jnp.integer)):
+        raise TypeError(f"`{name}` must be a Python int, got {type(value).__name__}: {value!r}.")
+    if positive and value <= 0:
+        raise ValueError(f"`{name}` must be > 0, got {value}.")
+    return int(value)
+
+
+def constant_schedule(value: Any) -> HyperFunction:
+    r""":math:`\eta(t) = v`."""
+    check_hyperparameter("value", value, low=None)
+    return bind(_constant, value=value)
+
+
+def _constant(h, count):
+    del count
+    return h.value
+
+
+def polynomial_schedule(
+    init_value: Any, end_value: Any, power: Any, transition_steps: int, transition_begin: int = 0
+) -> HyperFunction:
+    r"""Polynomial decay from ``init_value`` to ``end_value`` over ``transition_steps``
+    steps starting at ``transition_begin``:
+    :math:`\eta(t) = (v_0 - v_1)(1 - \tau/T)^{k} + v_1` with
+    :math:`\tau = \operatorname{clip}(t - t_0, 0, T)`. ``transition_steps <= 0`` gives the
+    constant ``init_value`` and a negative ``transition_begin`` counts as 0 (as in optax)."""
+    for name, v in (("init_value", init_value), ("end_value", end_value), ("power", power)):
+        check_hyperparameter(name, v, low=None)
+    steps = _check_steps("transition_steps", transition_steps)
+    begin = max(_check_steps("transition_begin", transition_begin), 0)
+    if steps <= 0:
+        return constant_schedule(init_value)
+    return bind(
+        _polynomial,
+        init_value=init_value,
+        end_value=end_value,
+        power=power,
+        steps=Static(steps),
+        begin=Static(begin),
+    )
+
+
+def _polynomial(h, count):
+    count = jnp.clip(count - h.begin, 0, h.steps)
+    frac = 1 - count / h.steps
+    return (h.init_value - h.end_value) * (frac**h.power) + h.end_value
+
+
+def linear_schedule(
+    init_value: Any, end_value: Any, transition_steps: int, transition_begin: int = 0
+) -> HyperFunction:
+    r"""Linear interpolation from ``init_value`` to ``end_value``: a
+    :func:`polynomial_schedule` of power 1."""
+    return polynomial_schedule(init_value, end_value, 1, transition_steps, transition_begin)
+
+
+def exponential_decay(
+    init_value: Any,
+    transition_steps: int,
+    decay_rate: Any,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: Any = None,
+) -> HyperFunction:
+    r""":math:`\eta(t) = v_0\, r^{(t - t_0)/T}` for :math:`t > t_0` (else :math:`v_0`),
+    with the exponent floored when ``staircase``, and clipped at ``end_value`` (from below
+    when :math:`r < 1`, from above otherwise)."""
+    check_hyperparameter("init_value", init_value, low=None)
+    check_hyperparameter("decay_rate", decay_rate, low=None)
+    check_hyperparameter("end_value", end_value, low=None, allow_none=True)
+    steps = _check_steps("transition_steps", transition_steps)
+    begin = max(_check_steps("transition_begin", transition_begin), 0)
+    if steps <= 0 or (is_concrete(decay_rate) and jnp.all(jnp.asarray(decay_rate) == 0)):
+        return constant_schedule(init_value)
+    return bind(
+        _exponential,
+        init_value=init_value,
+        decay_rate=decay_rate,
+        end_value=end_value,
+        steps=Static(steps),
+        begin=Static(begin),
+        staircase=Static(bool(staircase)),
+    )
+
+
+def _exponential(h, count):
+    elapsed = count - h.begin
+    p = elapsed / h.steps
+    if h.staircase:
+        p = jnp.floor(p)
+    value = jnp.where(elapsed <= 0, h.init_value, h.init_value * jnp.power(h.decay_rate, p))
+    if h.end_value is not None:
+        value = jnp.where(
+            h.decay_rate < 1.0,
+            jnp.maximum(value, h.end_value),
+            jnp.minimum(value, h.end_value),
+        )
+    return value
+
+
+def cosine_decay_schedule(
+    init_value: Any, decay_steps: int, alpha: Any = 0.0, exponent: Any = 1.0
+) -> HyperFunction:
+    r"""Cosine decay (Loshchilov & Hutter, 2017, SGDR, arXiv:1608.03983):
+    :math:`\eta(t) = v_0\,\big((1-\alpha)\,c(t)^{k} + \alpha\big)` with
+    :math:`c(t) = \tfrac12\big(1 + \cos(\pi \min(t, T)/T)\big)`."""
+    check_hyperparameter("init_value", init_value, low=None)
+    check_hyperparameter("alpha", alpha, low=None)
+    check_hyperparameter("exponent", exponent, low=None)
+    steps = _check_steps("decay_steps", decay_steps, positive=True)
+    return bind(
+        _cosine,
+        init_value=init_value,
+        alpha=alpha,
+        one_minus_alpha=complement(alpha),
+        exponent=exponent,
+        steps=Static(float(steps)),
+    )
+
+
+def _cosine(h, count):
+    count = jnp.minimum(count, h.steps)
+    cosine = 0.5 * (1 + jnp.cos(jnp.pi * count / h.steps))
+    return h.init_value * (h.one_minus_alpha * cosine**h.exponent + h.alpha)
+
+
+def join_schedules(schedules: Sequence[Any], boundaries: Sequence[int]) -> HyperFunction:
+    r"""Run ``schedules[i]`` from ``boundaries[i-1]`` on, each restarted at step 0."""
+    schedules = tuple(schedules)
+    if not schedules or not all(callable(s) for s in schedules):
+        raise TypeError("`schedules` must be a non-empty sequence of callables.")
+    bounds = tuple(_check_steps("boundaries", b) for b in boundaries)
+    if len(bounds) != len(schedules) - 1:
+        raise ValueError(
+            f"`boundaries` must have len(schedules) - 1 = {len(schedules) - 1} entries, "
+            f"got {len(bounds)}."
+        )
+    return bind(_join, schedules=schedules, boundaries=Static(bounds))
+
+
+def _join(h, count):
+    value = _call(h.schedules[0], count)
+    for boundary, schedule in zip(h.boundaries, h.schedules[1:]):
+        value = jnp.where(count < boundary, value, _call(schedule, count - boundary))
+    return value
+
+
+def _call(schedule, count):
+    return schedule.value(count) if isinstance(schedule, Static) else schedule(count)
+
+
+def warmup_cosine_decay_schedule(
+    init_value: Any,
+    peak_value: Any,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: Any = 0.0,
+    exponent: Any = 1.0,
+) -> HyperFunction:
+    r"""Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
+    cosine decay to ``end_value`` at ``decay_steps`` (counted from step 0)."""
+    check_hyperparameter("peak_value", peak_value, low=None)
+    check_hyperparameter("end_value", end_value, low=None)
+    warmup = _check_steps("warmup_steps", warmup_steps)
+    if is_concrete(peak_value) and not isinstance(peak_value, jnp.ndarray):
+        alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
+    else:
+        alpha = jnp.where(peak_value == 0.0, 0.0, end_value / peak_value)
+    return join_schedules(
+        [
+            linear_schedule(init_value, peak_value, warmup),
+            cosine_decay_schedule(peak_value, decay_steps - warmup, alpha=alpha, exponent=exponent),
+        ],
+        [warmup],
+    )
+
+
+def piecewise_constant_schedule(
+    init_value: Any, boundaries_and_scales: dict[int, Any] | None = None
+) -> HyperFunction:
+    r""":math:`\eta(t) = v_0 \prod_{b_i \le t} s_i`: at each boundary step the value is
+    multiplied by its scale."""
+    check_hyperparameter("init_value", init_value, low=None)
+    items = sorted((boundaries_and_scales or {}).items())
+    for b, s in items:
+        _check_steps("boundaries_and_scales (key)", b)
+        check_hyperparameter(f"boundaries_and_scales[{b}]", s)
+    return bind(
+        _piecewise,
+        init_value=init_value,
+        boundaries=Static(tuple(b for b, _ in items)),
+        scales=tuple(s for _, s in items),
+    )
+
+
+def _piecewise(h, count):
+    value = h.init_value
+    for boundary, scale in zip(h.boundaries, h.scales):
+        passed = jnp.maximum(0.0, jnp.sign(boundary - count))
+        value = value * passed + (1 - passed) * scale * value
+    return value
+
+
+__all__ = [
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "exponential_decay",
+    "join_schedules",
+    "linear_schedule",
+    "piecewise_constant_schedule",
+    "polynomial_schedule",
+    "warmup_cosine_decay_schedule",
+]

@@ -1,0 +1,926 @@
+r"""Gradient transformations: the building blocks every optimizer is chained from.
+
+Each transform is an :class:`~jaxopt_lab.base.Optimizer` whose ``update`` maps incoming
+updates :math:`g_t` (gradients, or the output of the previous transform) to outgoing
+updates :math:`u_t`. States are small ``NamedTuple``\ s. Hyperparameters are leaves of
+the transform's pytree (see :mod:`jaxopt_lab.base`), so they may be Python numbers,
+arrays or tracers; derived constants such as :math:`1-\beta` are computed when the
+transform is built.
+
+Conventions shared with optax, the numerical reference: the step counter is ``int32`` and
+saturates; bias corrections divide by :math:`1-\beta^t` computed in the moment's
+precision after the power is taken in float32 (or float64 with x64); a learning-rate
+schedule is evaluated at the count *before* it is incremented.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_lab.base import (
+    accepts_extra_args,
+    EmptyState,
+    HParams,
+    Optimizer,
+    Params,
+    ScalarOrSchedule,
+    Static,
+    Updates,
+    bind,
+    canonical_dtype,
+    check_flag,
+    check_hyperparameter,
+    check_same_structure,
+    complement,
+    identity,
+    safe_increment,
+    stateless,
+    tree_cast,
+    tree_full_like,
+    tree_map,
+    tree_zeros_like,
+
+)
+
+NO_PARAMS_MSG = "This transform needs `params`: call `update(grads, state, params)`."
+
+
+# --------------------------------------------------------------------------------------
+# Shared math
+# --------------------------------------------------------------------------------------
+
+
+def _ema(updates: Updates, moments: Updates, decay, one_minus_decay, order: int) -> Updates:
+    r""":math:`m \leftarrow (1-\beta)\, g^{order} + \beta\, m`, elementwise."""
+    return tree_map(lambda g, m: one_minus_decay * (g**order) + decay * m, updates, moments)
+
+
+@functools.partial(jax.jit, inline=True)
+def _bias_correction_factor(decay, count):
+    # Taking the power in (at least) float32 keeps beta**t from rounding to 1 in bf16.
+    return 1 - decay**count
+
+
+def _bias_correct(moment: Updates, decay, count) -> Updates:
+    r""":math:`\hat m = m / (1-\beta^t)`, the division in the moment's own dtype."""
+    factor = _bias_correction_factor(decay, count)
+    return tree_map(lambda m: m / factor.astype(m.dtype), moment)
+
+
+def _count() -> jax.Array:
+    return jnp.zeros([], jnp.int32)
+
+
+def _check_probability(name: str, value: Any) -> None:
+    check_hyperparameter(name, value, low=0.0, high=1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Scaling
+# --------------------------------------------------------------------------------------
+
+
+def scale(step_size: Any) -> Optimizer:
+    r"""Multiply updates by a constant: :math:`u = \alpha\, g`."""
+    check_hyperparameter("step_size", step_size, low=None)
+    return stateless(_scale, step_size=step_size)
+
+
+def _scale(h, updates, params):
+    del params
+    return tree_map(lambda g: h.step_size * g, updates)
+
+
+class ScaleByScheduleState(NamedTuple):
+    count: jax.Array
+
+
+def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]) -> Optimizer:
+    r"""Multiply by a schedule: :math:`u_t = \eta(t)\, g_t` with :math:`t` the number of
+    previous updates (so the first update uses :math:`\eta(0)`)."""
+    if not callable(step_size_fn):
+        raise TypeError(f"`step_size_fn` must be callable, got {step_size_fn!r}.")
+    return Optimizer(
+        bind(_count_init), bind(_scale_by_schedule, schedule=step_size_fn, sign=Static(1))
+    )
+
+
+def _count_init(h, params):
+    del h, params
+    return ScaleByScheduleState(count=_count())
+
+
+def _scale_by_schedule(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    step = h.sign * h.schedule(state.count)
+    updates = tree_map(lambda g: jnp.array(step, dtype=g.dtype) * g, updates)
+    return updates, ScaleByScheduleState(count=safe_increment(state.count))
+
+
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
+) -> Optimizer:
+    r"""Scale by the learning rate, a number or a schedule:
+    :math:`u_t = -\eta_t\, g_t` (or :math:`+\eta_t g_t` with ``flip_sign=False``).
+
+    ``learning_rate=None`` is the identity (as for Adadelta without a learning rate).
+    """
+    check_flag("flip_sign", flip_sign)
+    if learning_rate is None:
+        return identity()
+    check_hyperparameter("learning_rate", learning_rate, allow_schedule=True)
+    sign = Static(-1 if flip_sign else 1)
+    if callable(learning_rate):
+        return Optimizer(
+            bind(_count_init), bind(_scale_by_schedule, schedule=learning_rate, sign=sign)
+        )
+    return stateless(_scale_by_lr, learning_rate=learning_rate, sign=sign)
+
+
+def _scale_by_lr(h, updates, params):
+    del params
+    step = h.sign * h.learning_rate
+    return tree_map(lambda g: step * g, updates)
+
+
+def scale_by_sign() -> Optimizer:
+    r""":math:`u = \operatorname{sign}(g)` (signSGD; Bernstein et al., 2018,
+    arXiv:1802.04434)."""
+    return stateless(_scale_by_sign)
+
+
+def _scale_by_sign(h, updates, params):
+    del h, params
+    return tree_map(jnp.sign, updates)
+
+
+# --------------------------------------------------------------------------------------
+# Momentum
+# --------------------------------------------------------------------------------------
+
+
+class TraceState(NamedTuple):
+    trace: Params
+
+
+def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Optimizer:
+    r"""Heavy-ball momentum (Polyak, 1964): :math:`m_t = g_t + \mu\, m_{t-1}`,
+    :math:`u_t = m_t`; with ``nesterov=True`` (Sutskever et al., 2013)
+    :math:`u_t = g_t + \mu\, m_t`.
+
+    ``accumulator_dtype`` sets the dtype of :math:`m` (e.g. float32 for bf16 params).
+    """
+    check_hyperparameter("decay", decay)
+    check_flag("nesterov", nesterov)
+    dtype = Static(canonical_dtype("accumulator_dtype", accumulator_dtype))
+    return Optimizer(
+        bind(_trace_init, dtype=dtype),
+        bind(_trace_update, decay=decay, nesterov=Static(nesterov), dtype=dtype),
+    )
+
+
+def _trace_init(h, params):
+    return TraceState(trace=tree_zeros_like(params, h.dtype))
+
+
+def _trace_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.trace, "optimizer state")
+    momentum = lambda g, m: g + h.decay * m  # noqa: E731
+    new_trace = tree_map(momentum, updates, state.trace)
+    updates = tree_map(momentum, updates, new_trace) if h.nesterov else new_trace
+    return updates, TraceState(trace=tree_cast(new_trace, h.dtype))
+
+
+# --------------------------------------------------------------------------------------
+# Adaptive scalings
+# --------------------------------------------------------------------------------------
+
+
+class ScaleByRssState(NamedTuple):
+    sum_of_squares: Updates
+
+
+def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Optimizer:
+    r"""AdaGrad's scaling (Duchi et al., 2011, JMLR 12):
+    :math:`s_t = s_{t-1} + g_t^2`, :math:`u_t = g_t / \sqrt{s_t + \epsilon}`
+    (and :math:`u_t = 0` where :math:`s_t = 0`)."""
+    check_hyperparameter("initial_accumulator_value", initial_accumulator_value)
+    check_hyperparameter("eps", eps)
+    return Optimizer(
+        bind(_rss_init, initial=initial_accumulator_value), bind(_rss_update, eps=eps)
+    )
+
+
+def _rss_init(h, params):
+    return ScaleByRssState(sum_of_squares=tree_full_like(params, h.initial))
+
+
+def _rss_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.sum_of_squares, "optimizer state")
+    sum_sq = tree_map(lambda g, s: g * g + s, updates, state.sum_of_squares)
+    updates = tree_map(
+        lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + h.eps), 0.0) * g, updates, sum_sq
+    )
+    return updates, ScaleByRssState(sum_of_squares=sum_sq)
+
+
+class ScaleByRmsState(NamedTuple):
+    count: jax.Array
+    nu: Updates
+
+
+class ScaleByRStdDevState(NamedTuple):
+    count: jax.Array
+    mu: Updates
+    nu: Updates
+
+
+def _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction) -> None:
+    _check_probability("decay", decay)
+    check_hyperparameter("eps", eps)
+    check_hyperparameter("initial_scale", initial_scale)
+    check_flag("eps_in_sqrt", eps_in_sqrt)
+    check_flag("bias_correction", bias_correction)
+
+
+def _rms_hparams(decay, eps, eps_in_sqrt, bias_correction) -> dict[str, Any]:
+    return dict(
+        decay=decay,
+        one_minus_decay=complement(decay),
+        eps=eps,
+        eps_in_sqrt=Static(eps_in_sqrt),
+        bias_correction=Static(bias_correction),
+    )
+
+
+def _rms_scaling(h, variance):
+    if h.eps_in_sqrt:
+        return jax.lax.rsqrt(variance + h.eps)
+    return 1 / (jnp.sqrt(variance) + h.eps)
+
+
+def scale_by_rms(
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> Optimizer:
+    r"""RMSProp's scaling (Tieleman & Hinton, 2012, Coursera lecture 6.5):
+    :math:`\nu_t = \rho\,\nu_{t-1} + (1-\rho)\, g_t^2`,
+    :math:`u_t = g_t / \sqrt{\hat\nu_t + \epsilon}` (or
+    :math:`g_t / (\sqrt{\hat\nu_t} + \epsilon)` with ``eps_in_sqrt=False``), where
+    :math:`\hat\nu_t = \nu_t / (1-\rho^t)` if ``bias_correction`` else :math:`\nu_t`.
+    :math:`\nu_0` = ``initial_scale``."""
+    _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
+    return Optimizer(
+        bind(_rms_init, initial=initial_scale),
+        bind(_rms_update, **_rms_hparams(decay, eps, eps_in_sqrt, bias_correction)),
+    )
+
+
+def _rms_init(h, params):
+    return ScaleByRmsState(count=_count(), nu=tree_full_like(params, h.initial))
+
+
+def _rms_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    nu = _ema(updates, state.nu, h.decay, h.one_minus_decay, 2)
+    count = safe_increment(state.count) if h.bias_correction else state.count
+    nu_hat = _bias_correct(nu, h.decay, count) if h.bias_correction else nu
+    updates = tree_map(lambda g, n: _rms_scaling(h, n) * g, updates, nu_hat)
+    return updates, ScaleByRmsState(count=count, nu=nu)
+
+
+def scale_by_stddev(
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> Optimizer:
+    r"""Centered RMSProp's scaling (Graves, 2013, arXiv:1308.0850): as
+    :func:`scale_by_rms` but divides by the estimated standard deviation,
+    :math:`u_t = g_t / \sqrt{\hat\nu_t - \hat\mu_t^2 + \epsilon}`, with
+    :math:`\mu_t = \rho\,\mu_{t-1} + (1-\rho)\, g_t`."""
+    _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
+    return Optimizer(
+        bind(_stddev_init, initial=initial_scale),
+        bind(_stddev_update, **_rms_hparams(decay, eps, eps_in_sqrt, bias_correction)),
+    )
+
+
+def _stddev_init(h, params):
+    return ScaleByRStdDevState(
+        count=_count(), mu=tree_zeros_like(params), nu=tree_full_like(params, h.initial)
+    )
+
+
+def _stddev_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    mu = _ema(updates, state.mu, h.decay, h.one_minus_decay, 1)
+    nu = _ema(updates, state.nu, h.decay, h.one_minus_decay, 2)
+    count = safe_increment(state.count) if h.bias_correction else state.count
+    if h.bias_correction:
+        mu_hat, nu_hat = _bias_correct(mu, h.decay, count), _bias_correct(nu, h.decay, count)
+    else:
+        mu_hat, nu_hat = mu, nu
+    updates = tree_map(lambda g, m, n: _rms_scaling(h, n - m * m) * g, updates, mu_hat, nu_hat)
+    return updates, ScaleByRStdDevState(count=count, mu=mu, nu=nu)
+
+
+class ScaleByAdamState(NamedTuple):
+    count: jax.Array
+    mu: Updates
+    nu: Updates
+
+
+def _check_adam_args(b1, b2, eps, eps_root) -> None:
+    _check_probability("b1", b1)
+    _check_probability("b2", b2)
+    check_hyperparameter("eps", eps)
+    check_hyperparameter("eps_root", eps_root)
+
+
+def _adam_init(h, params):
+    return ScaleByAdamState(
+        count=_count(), mu=tree_zeros_like(params, h.mu_dtype), nu=tree_zeros_like(params)
+    )
+
+
+def _first_moment_hat(h, mu, updates, count):
+    r""":math:`\hat m_t`; with Nesterov (Dozat, 2016) the look-ahead
+    :math:`\beta_1 \hat m_{t+1} + (1-\beta_1)\, g_t / (1-\beta_1^t)`."""
+    if not h.nesterov:
+        return _bias_correct(mu, h.b1, count)
+    return tree_map(
+        lambda m, g: h.b1 * m + h.one_minus_b1 * g,
+        _bias_correct(mu, h.b1, safe_increment(count)),
+        _bias_correct(updates, h.b1, count),
+    )
+
+
+def _adam_direction(h, mu_hat, nu_hat):
+    return tree_map(lambda m, v: m / (jnp.sqrt(v + h.eps_root) + h.eps), mu_hat, nu_hat)
+
+
+def scale_by_adam(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+) -> Optimizer:
+    r"""Adam's scaling (Kingma & Ba, 2015, arXiv:1412.6980):
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
+        u_t = \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}.
+
+    ``nesterov=True`` gives NAdam (Dozat, 2016). ``mu_dtype`` sets :math:`m`'s dtype.
+    """
+    _check_adam_args(b1, b2, eps, eps_root)
+    check_flag("nesterov", nesterov)
+    mu_dtype = Static(canonical_dtype("mu_dtype", mu_dtype))
+    return Optimizer(
+        bind(_adam_init, mu_dtype=mu_dtype),
+        bind(
+            _adam_update,
+            b1=b1,
+            b2=b2,
+            one_minus_b1=complement(b1),
+            one_minus_b2=complement(b2),
+            eps=eps,
+            eps_root=eps_root,
+            mu_dtype=mu_dtype,
+            nesterov=Static(nesterov),
+        ),
+    )
+
+
+def _adam_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    mu = _ema(updates, state.mu, h.b1, h.one_minus_b1, 1)
+    nu = _ema(updates, state.nu, h.b2, h.one_minus_b2, 2)
+    count = safe_increment(state.count)
+    mu_hat = _first_moment_hat(h, mu, updates, count)
+    nu_hat = _bias_correct(nu, h.b2, count)
+    updates = _adam_direction(h, mu_hat, nu_hat)
+    nu = tree_map(lambda n, old: n.astype(old.dtype), nu, state.nu)
+    return updates, ScaleByAdamState(count=count, mu=tree_cast(mu, h.mu_dtype), nu=nu)
+
+
+class ScaleByAmsgradState(NamedTuple):
+    count: jax.Array
+    mu: Updates
+    nu: Updates
+    nu_max: Updates
+
+
+def scale_by_amsgrad(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+) -> Optimizer:
+    r"""AMSGrad (Reddi et al., 2018, ICLR, "On the Convergence of Adam and Beyond"):
+    Adam with the running maximum of the second moment,
+    :math:`\hat v^{max}_t = \max(\hat v^{max}_{t-1}, \hat v_t)`,
+    :math:`u_t = \hat m_t / (\sqrt{\hat v^{max}_t + \epsilon_{root}} + \epsilon)`.
+    Each bias correction can be switched off."""
+    _check_adam_args(b1, b2, eps, eps_root)
+    check_flag("bias_correction_mu", bias_correction_mu)
+    check_flag("bias_correction_nu", bias_correction_nu)
+    mu_dtype = Static(canonical_dtype("mu_dtype", mu_dtype))
+    return Optimizer(
+        bind(_amsgrad_init, mu_dtype=mu_dtype),
+        bind(
+            _amsgrad_update,
+            b1=b1,
+            b2=b2,
+            one_minus_b1=complement(b1),
+            one_minus_b2=complement(b2),
+            eps=eps,
+            eps_root=eps_root,
+            mu_dtype=mu_dtype,
+            correct_mu=Static(bias_correction_mu),
+            correct_nu=Static(bias_correction_nu),
+        ),
+    )
+
+
+def _amsgrad_init(h, params):
+    return ScaleByAmsgradState(
+        count=_count(),
+        mu=tree_zeros_like(params, h.mu_dtype),
+        nu=tree_zeros_like(params),
+        nu_max=tree_zeros_like(params),
+    )
+
+
+def _amsgrad_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    mu = _ema(updates, state.mu, h.b1, h.one_minus_b1, 1)
+    nu = _ema(updates, state.nu, h.b2, h.one_minus_b2, 2)
+    count = safe_increment(state.count)
+    mu_hat = _bias_correct(mu, h.b1, count) if h.correct_mu else mu
+    nu_eff = _bias_correct(nu, h.b2, count) if h.correct_nu else nu
+    nu_max = tree_map(jnp.maximum, state.nu_max, nu_eff)
+    updates = _adam_direction(h, mu_hat, nu_max)
+    return updates, ScaleByAmsgradState(
+        count=count, mu=tree_cast(mu, h.mu_dtype), nu=nu, nu_max=nu_max
+    )
+
+
+def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Optimizer:
+    r"""AdaMax (Kingma & Ba, 2015, section 7.1), Adam under the infinity norm:
+    :math:`u_t = \hat m_t / \nu_t` with
+    :math:`\nu_t = \max(|g_t| + \epsilon, \beta_2 \nu_{t-1})`."""
+    _check_adam_args(b1, b2, eps, 0.0)
+    return Optimizer(
+        bind(_adam_init, mu_dtype=Static(None)),
+        bind(_adamax_update, b1=b1, b2=b2, one_minus_b1=complement(b1), eps=eps),
+    )
+
+
+def _adamax_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    count = safe_increment(state.count)
+    mu = _ema(updates, state.mu, h.b1, h.one_minus_b1, 1)
+    nu = tree_map(lambda g, n: jnp.maximum(jnp.abs(g) + h.eps, h.b2 * n), updates, state.nu)
+    updates = tree_map(lambda m, n: m / n, _bias_correct(mu, h.b1, count), nu)
+    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+
+class ScaleByBeliefState(NamedTuple):
+    count: jax.Array
+    mu: Updates
+    nu: Updates
+
+
+def scale_by_belief(
+    b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-16, eps_root: Any = 1e-16, *, nesterov: bool = False
+) -> Optimizer:
+    r"""AdaBelief (Zhuang et al., 2020, arXiv:2010.07468): the second moment tracks the
+    gradient's deviation from its prediction,
+    :math:`s_t = \beta_2 s_{t-1} + (1-\beta_2)(g_t - m_t)^2 + \epsilon_{root}`,
+    :math:`u_t = \hat m_t / (\sqrt{\hat s_t} + \epsilon)`."""
+    _check_adam_args(b1, b2, eps, eps_root)
+    check_flag("nesterov", nesterov)
+    return Optimizer(
+        bind(_belief_init),
+        bind(
+            _belief_update,
+            b1=b1,
+            b2=b2,
+            one_minus_b1=complement(b1),
+            one_minus_b2=complement(b2),
+            eps=eps,
+            eps_root=eps_root,
+            nesterov=Static(nesterov),
+        ),
+    )
+
+
+def _belief_init(h, params):
+    del h
+    return ScaleByBeliefState(count=_count(), mu=tree_zeros_like(params), nu=tree_zeros_like(params))
+
+
+def _belief_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    mu = _ema(updates, state.mu, h.b1, h.one_minus_b1, 1)
+    surprise = tree_map(lambda g, m: g - m, updates, mu)
+    nu = _ema(surprise, state.nu, h.b2, h.one_minus_b2, 2)
+    nu = tree_map(lambda v: v + h.eps_root, nu)
+    count = safe_increment(state.count)
+    mu_hat = _first_moment_hat(h, mu, updates, count)
+    nu_hat = _bias_correct(nu, h.b2, count)
+    updates = tree_map(lambda m, v: m / (jnp.sqrt(v) + h.eps), mu_hat, nu_hat)
+    return updates, ScaleByBeliefState(count=count, mu=mu, nu=nu)
+
+
+def scale_by_yogi(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-3,
+    eps_root: Any = 0.0,
+    initial_accumulator_value: Any = 1e-6,
+) -> Optimizer:
+    r"""Yogi (Zaheer et al., 2018, NeurIPS): an additive second-moment update,
+    :math:`v_t = v_{t-1} - (1-\beta_2)\operatorname{sign}(v_{t-1} - g_t^2)\, g_t^2`,
+    then Adam's bias-corrected step. Both moments start at
+    ``initial_accumulator_value``."""
+    _check_adam_args(b1, b2, eps, eps_root)
+    check_hyperparameter("initial_accumulator_value", initial_accumulator_value)
+    return Optimizer(
+        bind(_yogi_init, initial=initial_accumulator_value),
+        bind(
+            _yogi_update,
+            b1=b1,
+            b2=b2,
+            one_minus_b1=complement(b1),
+            one_minus_b2=complement(b2),
+            eps=eps,
+            eps_root=eps_root,
+        ),
+    )
+
+
+def _yogi_init(h, params):
+    return ScaleByAdamState(
+        count=_count(), mu=tree_full_like(params, h.initial), nu=tree_full_like(params, h.initial)
+    )
+
+
+def _yogi_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    mu = _ema(updates, state.mu, h.b1, h.one_minus_b1, 1)
+    nu = tree_map(
+        lambda g, v: v - h.one_minus_b2 * jnp.sign(v - g * g) * (g * g), updates, state.nu
+    )
+    count = safe_increment(state.count)
+    mu_hat = _bias_correct(mu, h.b1, count)
+    nu_hat = _bias_correct(nu, h.b2, count)
+    return _adam_direction(h, mu_hat, nu_hat), ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+
+def scale_by_radam(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    threshold: Any = 5.0,
+    *,
+    nesterov: bool = False,
+) -> Optimizer:
+    r"""Rectified Adam (Liu et al., 2020, arXiv:1908.03265). With
+    :math:`\rho_\infty = 2/(1-\beta_2) - 1` and
+    :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`: when
+    :math:`\rho_t \ge` ``threshold`` the step is Adam's times
+    :math:`r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}`,
+    otherwise plain bias-corrected momentum :math:`\hat m_t`."""
+    _check_adam_args(b1, b2, eps, eps_root)
+    check_hyperparameter("threshold", threshold, low=None)
+    check_flag("nesterov", nesterov)
+    rho_inf = 2.0 / complement(b2) - 1.0
+    return Optimizer(
+        bind(_adam_init, mu_dtype=Static(None)),
+        bind(
+            _radam_update,
+            b1=b1,
+            b2=b2,
+            one_minus_b1=complement(b1),
+            one_minus_b2=complement(b2),
+            eps=eps,
+            eps_root=eps_root,
+            threshold=threshold,
+            rho_inf=rho_inf,
+            rho_inf_terms=(rho_inf - 4.0) * (rho_inf - 2.0),
+            nesterov=Static(nesterov),
+        ),
+    )
+
+
+def _radam_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.nu, "optimizer state")
+    mu = _ema(updates, state.mu, h.b1, h.one_minus_b1, 1)
+    nu = _ema(updates, state.nu, h.b2, h.one_minus_b2, 2)
+    count = safe_increment(state.count)
+    b2t = h.b2**count
+    rho = h.rho_inf - 2 * count * b2t / (1 - b2t)
+    mu_hat = _first_moment_hat(h, mu, updates, count)
+    nu_hat = _bias_correct(nu, h.b2, count)
+    r = jnp.sqrt((rho - 4.0) * (rho - 2.0) * h.rho_inf / (h.rho_inf_terms * rho))
+    rectified = tree_map(
+        lambda m, v: r.astype(m.dtype) * m / (jnp.sqrt(v + h.eps_root) + h.eps), mu_hat, nu_hat
+    )
+    updates = tree_map(lambda a, m: jnp.where(rho >= h.threshold, a, m), rectified, mu_hat)
+    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+
+class ScaleByLionState(NamedTuple):
+    count: jax.Array
+    mu: Updates
+
+
+def scale_by_lion(b1: Any = 0.9, b2: Any = 0.99, mu_dtype: Any = None) -> Optimizer:
+    r"""Lion (Chen et al., 2023, arXiv:2302.06675):
+    :math:`u_t = \operatorname{sign}((1-\beta_1) g_t + \beta_1 m_{t-1})`,
+    :math:`m_t = (1-\beta_2) g_t + \beta_2 m_{t-1}`."""
+    _check_probability("b1", b1)
+    _check_probability("b2", b2)
+    mu_dtype = Static(canonical_dtype("mu_dtype", mu_dtype))
+    return Optimizer(
+        bind(_lion_init, mu_dtype=mu_dtype),
+        bind(
+            _lion_update,
+            b1=b1,
+            b2=b2,
+            one_minus_b1=complement(b1),
+            one_minus_b2=complement(b2),
+            mu_dtype=mu_dtype,
+        ),
+    )
+
+
+def _lion_init(h, params):
+    return ScaleByLionState(count=_count(), mu=tree_zeros_like(params, h.mu_dtype))
+
+
+def _lion_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.mu, "optimizer state")
+    signs = tree_map(lambda g, m: jnp.sign(h.one_minus_b1 * g + h.b1 * m), updates, state.mu)
+    mu = _ema(updates, state.mu, h.b2, h.one_minus_b2, 1)
+    return signs, ScaleByLionState(count=safe_increment(state.count), mu=tree_cast(mu, h.mu_dtype))
+
+
+class ScaleByAdaDeltaState(NamedTuple):
+    e_g: Updates
+    e_x: Updates
+
+
+def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> Optimizer:
+    r"""Adadelta (Zeiler, 2012, arXiv:1212.5701):
+    :math:`E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2`,
+    :math:`u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t`,
+    :math:`E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2`."""
+    _check_probability("rho", rho)
+    check_hyperparameter("eps", eps)
+    return Optimizer(
+        bind(_adadelta_init), bind(_adadelta_update, rho=rho, one_minus_rho=complement(rho), eps=eps)
+    )
+
+
+def _adadelta_init(h, params):
+    del h
+    return ScaleByAdaDeltaState(e_g=tree_zeros_like(params), e_x=tree_zeros_like(params))
+
+
+def _adadelta_update(h, updates, state, params=None, **extra_args):
+    del params, extra_args
+    check_same_structure(updates, state.e_g, "optimizer state")
+    e_g = _ema(updates, state.e_g, h.rho, h.one_minus_rho, 2)
+    updates = tree_map(
+        lambda g, eg, ex: jnp.sqrt(ex + h.eps) / jnp.sqrt(eg + h.eps) * g, updates, e_g, state.e_x
+    )
+    e_x = _ema(updates, state.e_x, h.rho, h.one_minus_rho, 2)
+    return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
+
+
+# --------------------------------------------------------------------------------------
+# Trust ratio, clipping, weight decay
+# --------------------------------------------------------------------------------------
+
+
+def _safe_norm(x: jax.Array, min_norm) -> jax.Array:
+    """Euclidean norm, ``min_norm`` below it, with a finite gradient at zero."""
+    norm = jnp.linalg.norm(x, keepdims=True)
+    small = norm <= min_norm
+    masked_norm = jnp.linalg.norm(jnp.where(small, jnp.ones_like(x), x))
+    return jnp.where(jnp.squeeze(small), min_norm, masked_norm)
+
+
+def scale_by_trust_ratio(
+    min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0
+) -> Optimizer:
+    r"""LARS/LAMB layer-wise trust ratio (You et al., 2020, arXiv:1904.00962), per leaf:
+    :math:`u = g \cdot c\,\lVert p\rVert / (\lVert g\rVert + \epsilon)`, and
+    :math:`u = g` where either norm is zero."""
+    check_hyperparameter("min_norm", min_norm)
+    check_hyperparameter("trust_coefficient", trust_coefficient)
+    check_hyperparameter("eps", eps)
+    return stateless(_trust_ratio, min_norm=min_norm, coefficient=trust_coefficient, eps=eps)
+
+
+def _trust_ratio(h, updates, params):
+    if params is None:
+        raise ValueError(NO_PARAMS_MSG)
+
+    def one(u, p):
+        p_norm, u_norm = _safe_norm(p, h.min_norm), _safe_norm(u, h.min_norm)
+        ratio = h.coefficient * p_norm / (u_norm + h.eps)
+        zero = jnp.logical_or(p_norm == 0.0, u_norm == 0.0)
+        return u * jnp.where(zero, jnp.array(1.0, dtype=p.dtype), ratio)
+
+    return tree_map(one, updates, params)
+
+
+def clip(max_delta: Any) -> Optimizer:
+    r"""Clip each element: :math:`u = \min(\max(g, -\delta), \delta)`."""
+    check_hyperparameter("max_delta", max_delta)
+    return stateless(_clip, max_delta=max_delta)
+
+
+def _clip(h, updates, params):
+    del params
+    return tree_map(lambda g: jnp.clip(g, -h.max_delta, h.max_delta), updates)
+
+
+def global_norm(tree: Updates) -> jax.Array:
+    r""":math:`\sqrt{\sum_{leaves} \sum_i x_i^2}` over every leaf of ``tree``."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def clip_by_global_norm(max_norm: Any) -> Optimizer:
+    r"""Rescale all updates together when their global norm exceeds ``max_norm``
+    (Pascanu et al., 2013, arXiv:1211.5063):
+    :math:`u = g` if :math:`\lVert g\rVert < c`, else :math:`u = g\, c / \lVert g\rVert`."""
+    check_hyperparameter("max_norm", max_norm)
+    return stateless(_clip_by_global_norm, max_norm=max_norm)
+
+
+def _clip_by_global_norm(h, updates, params):
+    del params
+    norm = global_norm(updates)
+    keep = jnp.squeeze(norm < h.max_norm)
+    if keep.ndim != 0:
+        raise ValueError(f"`max_norm` must be a scalar, got shape {jnp.shape(h.max_norm)}.")
+    return tree_map(
+        lambda g: jax.lax.select(keep, g, g / norm.astype(g.dtype) * h.max_norm), updates
+    )
+
+
+class WeightDecayState(NamedTuple):
+    count: jax.Array
+
+
+def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) -> Optimizer:
+    r"""Decoupled weight decay (Loshchilov & Hutter, 2019, arXiv:1711.05101):
+    :math:`u = g + \lambda_t\, p`, only where ``mask`` (a pytree of bools, a prefix of
+    the params, or a function ``params -> mask``) is True. :math:`\lambda` may be a
+    schedule, evaluated at the count before it is incremented."""
+    check_hyperparameter("weight_decay", weight_decay, low=None, allow_schedule=True)
+    hparams = dict(weight_decay=weight_decay, mask=Static(mask))
+    return Optimizer(bind(_decay_init, **hparams), bind(_decay_update, **hparams))
+
+
+def _decay_init(h, params):
+    del params
+    return WeightDecayState(count=_count()) if callable(h.weight_decay) else EmptyState()
+
+
+def _decay_update(h, updates, state, params=None, **extra_args):
+    del extra_args
+    if params is None:
+        raise ValueError(NO_PARAMS_MSG)
+    if callable(h.weight_decay):
+        decay, state = h.weight_decay(state.count), WeightDecayState(safe_increment(state.count))
+    else:
+        decay = h.weight_decay
+    add = lambda g, p: g + decay * p  # noqa: E731
+    if h.mask is None:
+        return tree_map(add, updates, params), state
+    mask = h.mask(updates) if callable(h.mask) else h.mask
+    return (
+        jax.tree.map(lambda m, g, p: tree_map(add, g, p) if m else g, mask, updates, params),
+        state,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Wrappers
+# --------------------------------------------------------------------------------------
+
+
+class ApplyIfFiniteState(NamedTuple):
+    notfinite_count: jax.Array
+    last_finite: jax.Array
+    total_notfinite: jax.Array
+    inner_state: Any
+
+
+def apply_if_finite(inner: Any, max_consecutive_errors: int) -> Optimizer:
+    r"""Skip updates with a NaN or inf anywhere: the output is zero and ``inner``'s
+    state is left unchanged, unless more than ``max_consecutive_errors`` non-finite
+    updates came in a row, in which case ``inner`` is applied anyway (so a persistent
+    problem becomes visible instead of silently stalling training)."""
+    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
+        raise TypeError(f"`inner` must have callable `.init` and `.update`, got {inner!r}.")
+    check_hyperparameter("max_consecutive_errors", max_consecutive_errors)
+    return Optimizer(
+        bind(_if_finite_init, inner_init=inner.init),
+        bind(_if_finite_update, inner_update=inner.update, max_errors=max_consecutive_errors),
+    )
+
+
+def _if_finite_init(h, params):
+    zero = jnp.zeros([], jnp.int32)
+    return ApplyIfFiniteState(zero, jnp.array(True), zero, h.inner_init(params))
+
+
+def _if_finite_update(h, updates, state, params=None, **extra_args):
+    finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(updates)]))
+    streak = jnp.where(finite, jnp.zeros([], jnp.int32), safe_increment(state.notfinite_count))
+
+    def apply(_):
+        if accepts_extra_args(h.inner_update):
+            return h.inner_update(updates, state.inner_state, params, **extra_args)
+        return h.inner_update(updates, state.inner_state, params)
+
+    def reject(_):
+        return tree_zeros_like(updates), state.inner_state
+
+    updates, inner_state = jax.lax.cond(
+        jnp.logical_or(finite, streak > h.max_errors), apply, reject, None
+    )
+    total = jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
+    return updates, ApplyIfFiniteState(streak, finite, total, inner_state)
+
+
+__all__ = [
+    "ApplyIfFiniteState",
+    "ScaleByAdaDeltaState",
+    "ScaleByAdamState",
+    "ScaleByAmsgradState",
+    "ScaleByBeliefState",
+    "ScaleByLionState",
+    "ScaleByRStdDevState",
+    "ScaleByRmsState",
+    "ScaleByRssState",
+    "ScaleByScheduleState",
+    "TraceState",
+    "WeightDecayState",
+    "add_decayed_weights",
+    "apply_if_finite",
+    "clip",
+    "clip_by_global_norm",
+    "global_norm",
+    "scale",
+    "scale_by_adadelta",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_amsgrad",
+    "scale_by_belief",
+    "scale_by_learning_rate",
+    "scale_by_lion",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_rss",
+    "scale_by_schedule",
+    "scale_by_sign",
+    "scale_by_stddev",
+    "scale_by_trust_ratio",
+    "trace",
+]
