@@ -22,6 +22,8 @@ from jaxopt_lab.base import (
     chain,
     identity,
 )
+from jaxopt_lab.gradients import check_grad, numerical_grad
+from jaxopt_lab.loops import OptimizeResult, fit, minimize
 from jaxopt_lab.optimizers import (
     adabelief,
     adadelta,
@@ -57,8 +59,10 @@ from jaxopt_lab.transforms import (
     ScaleByBeliefState,
     ScaleByLionState,
     ScaleByRmsState,
+    ScaleByRmsWithCountState,
     ScaleByRssState,
     ScaleByRStdDevState,
+    ScaleByRStdDevWithCountState,
     ScaleByScheduleState,
     TraceState,
     WeightDecayState,
@@ -84,5 +88,6 @@ from jaxopt_lab.transforms import (
     scale_by_trust_ratio,
     trace,
 )
+
 
 __version__ = "0.1.0"

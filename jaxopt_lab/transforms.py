@@ -231,11 +231,20 @@ def _rss_update(h, updates, state, params=None, **extra_args):
 
 
 class ScaleByRmsState(NamedTuple):
+    nu: Updates
+
+
+class ScaleByRmsWithCountState(NamedTuple):
     count: jax.Array
     nu: Updates
 
 
 class ScaleByRStdDevState(NamedTuple):
+    mu: Updates
+    nu: Updates
+
+
+class ScaleByRStdDevWithCountState(NamedTuple):
     count: jax.Array
     mu: Updates
     nu: Updates
@@ -280,23 +289,26 @@ def scale_by_rms(
     :math:`\nu_0` = ``initial_scale``."""
     _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
     return Optimizer(
-        bind(_rms_init, initial=initial_scale),
+        bind(_rms_init, initial=initial_scale, bias_correction=Static(bias_correction)),
         bind(_rms_update, **_rms_hparams(decay, eps, eps_in_sqrt, bias_correction)),
     )
 
 
 def _rms_init(h, params):
-    return ScaleByRmsState(count=_count(), nu=tree_full_like(params, h.initial))
+    nu = tree_full_like(params, h.initial)
+    return ScaleByRmsWithCountState(_count(), nu) if h.bias_correction else ScaleByRmsState(nu)
 
 
 def _rms_update(h, updates, state, params=None, **extra_args):
     del params, extra_args
     check_same_structure(updates, state.nu, "optimizer state")
     nu = _ema(updates, state.nu, h.decay, h.one_minus_decay, 2)
-    count = safe_increment(state.count) if h.bias_correction else state.count
-    nu_hat = _bias_correct(nu, h.decay, count) if h.bias_correction else nu
+    if not h.bias_correction:
+        return tree_map(lambda g, n: _rms_scaling(h, n) * g, updates, nu), ScaleByRmsState(nu)
+    count = safe_increment(state.count)
+    nu_hat = _bias_correct(nu, h.decay, count)
     updates = tree_map(lambda g, n: _rms_scaling(h, n) * g, updates, nu_hat)
-    return updates, ScaleByRmsState(count=count, nu=nu)
+    return updates, ScaleByRmsWithCountState(count, nu)
 
 
 def scale_by_stddev(
@@ -312,15 +324,16 @@ def scale_by_stddev(
     :math:`\mu_t = \rho\,\mu_{t-1} + (1-\rho)\, g_t`."""
     _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
     return Optimizer(
-        bind(_stddev_init, initial=initial_scale),
+        bind(_stddev_init, initial=initial_scale, bias_correction=Static(bias_correction)),
         bind(_stddev_update, **_rms_hparams(decay, eps, eps_in_sqrt, bias_correction)),
     )
 
 
 def _stddev_init(h, params):
-    return ScaleByRStdDevState(
-        count=_count(), mu=tree_zeros_like(params), nu=tree_full_like(params, h.initial)
-    )
+    mu, nu = tree_zeros_like(params), tree_full_like(params, h.initial)
+    if h.bias_correction:
+        return ScaleByRStdDevWithCountState(_count(), mu, nu)
+    return ScaleByRStdDevState(mu, nu)
 
 
 def _stddev_update(h, updates, state, params=None, **extra_args):
@@ -328,13 +341,14 @@ def _stddev_update(h, updates, state, params=None, **extra_args):
     check_same_structure(updates, state.nu, "optimizer state")
     mu = _ema(updates, state.mu, h.decay, h.one_minus_decay, 1)
     nu = _ema(updates, state.nu, h.decay, h.one_minus_decay, 2)
-    count = safe_increment(state.count) if h.bias_correction else state.count
-    if h.bias_correction:
-        mu_hat, nu_hat = _bias_correct(mu, h.decay, count), _bias_correct(nu, h.decay, count)
-    else:
-        mu_hat, nu_hat = mu, nu
-    updates = tree_map(lambda g, m, n: _rms_scaling(h, n - m * m) * g, updates, mu_hat, nu_hat)
-    return updates, ScaleByRStdDevState(count=count, mu=mu, nu=nu)
+    scaled = lambda mh, nh: tree_map(  # noqa: E731
+        lambda g, m, n: _rms_scaling(h, n - m * m) * g, updates, mh, nh
+    )
+    if not h.bias_correction:
+        return scaled(mu, nu), ScaleByRStdDevState(mu, nu)
+    count = safe_increment(state.count)
+    updates = scaled(_bias_correct(mu, h.decay, count), _bias_correct(nu, h.decay, count))
+    return updates, ScaleByRStdDevWithCountState(count, mu, nu)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -897,7 +911,9 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByLionState",
     "ScaleByRStdDevState",
+    "ScaleByRStdDevWithCountState",
     "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
     "ScaleByRssState",
     "ScaleByScheduleState",
     "TraceState",

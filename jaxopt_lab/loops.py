@@ -1,0 +1,369 @@
+r"""Compiled training loops: :func:`minimize` (full batch) and :func:`fit` (mini-batches).
+
+Each call runs one ``jax.jit``-compiled program: ``lax.scan`` over a fixed number of
+steps, or ``lax.while_loop`` when ``minimize`` stops on a tolerance. No Python runs per
+step. The optimizer is passed to the compiled program as a pytree argument, so calling
+again with another learning rate (same functions, shapes and options) reuses the
+compiled program; an optimizer that is not a pytree of arrays (optax's, a NamedTuple of
+closures) is treated as a static argument instead, compiled once per object.
+
+Conventions, per step :math:`t = 0, \dots, T-1`:
+
+* ``losses[t]`` and ``grad_norms[t]`` are the loss and the global L2 norm of the
+  gradient at the params *before* update :math:`t`; watch ``grad_norms`` for vanishing
+  and exploding gradients.
+* ``params`` are the params after the last update.
+* optimizers whose ``update`` accepts extra keyword arguments (ours, optax's
+  ``GradientTransformationExtraArgs``) also get ``value`` (the loss), ``grad`` and
+  ``value_fn`` (params -> loss), which quasi-Newton methods and line searches use.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_lab.base import Params, Static, accepts_extra_args, apply_updates, check_params
+from jaxopt_lab.transforms import global_norm
+
+
+class OptimizeResult(NamedTuple):
+    """What :func:`minimize` and :func:`fit` return.
+
+    Attributes:
+      params: the params after the last update.
+      state: the optimizer state after the last update.
+      losses: ``(steps,)`` loss before each update (mini-batch loss in :func:`fit`).
+      grad_norms: ``(steps,)`` global gradient norm before each update.
+      num_steps: updates made (less than ``steps`` when ``tol`` stopped the run).
+      converged: whether the gradient norm fell to ``tol`` (False when no ``tol``).
+      aux: the auxiliary output of the last loss evaluation when ``has_aux``, else None.
+    """
+
+    params: Params
+    state: Any
+    losses: jax.Array
+    grad_norms: jax.Array
+    num_steps: jax.Array
+    converged: jax.Array
+    aux: Any = None
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+
+def _check_count(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}: {value!r}.")
+    if value < low:
+        raise ValueError(f"`{name}` must be >= {low}, got {value}.")
+    return int(value)
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            "`optimizer` must have callable `.init` and `.update` (e.g. jol.adam(1e-3) or an "
+            f"optax transform), got {type(optimizer).__name__}."
+        )
+
+
+def _check_loss(loss_fn: Callable, args: tuple, has_aux: bool) -> None:
+    if not callable(loss_fn):
+        raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}.")
+    out = jax.eval_shape(loss_fn, *args)
+    if has_aux:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError("`loss_fn` must return a pair (loss, aux) when has_aux=True.")
+        out = out[0]
+    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+        shown = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"`loss_fn` must return a floating-point scalar loss, got {shown} "
+            f"{getattr(out, 'dtype', '')}. Reduce it with jnp.mean or jnp.sum"
+            + ("" if has_aux else ", or pass has_aux=True if it returns (loss, aux)")
+            + "."
+        )
+
+
+def _check_tol(tol: Any) -> None:
+    if tol is None:
+        return
+    if isinstance(tol, bool) or not isinstance(tol, (numbers.Real, np.ndarray, jax.Array)):
+        raise TypeError(f"`tol` must be a number or None, got {tol!r}.")
+    if not isinstance(tol, jax.core.Tracer) and not np.all(np.asarray(tol) >= 0):
+        raise ValueError(f"`tol` must be >= 0, got {tol!r}.")
+
+
+def _split_optimizer(optimizer: Any) -> tuple[Any, Static | None]:
+    """(dynamic, static): a pytree of arrays goes into jit as an argument."""
+    leaves = jax.tree.leaves(optimizer)
+    if all(isinstance(x, (numbers.Number, np.ndarray, np.generic, jax.Array)) for x in leaves):
+        return optimizer, None
+    return None, Static(optimizer)
+
+
+# --------------------------------------------------------------------------------------
+# One step, shared by both loops
+# --------------------------------------------------------------------------------------
+
+
+def _value_and_grad(loss_fn, has_aux, params, *args):
+    if has_aux:
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
+    else:
+        loss, grads, aux = *jax.value_and_grad(loss_fn)(params, *args), None
+    return loss, aux, grads
+
+
+def _update(optimizer, loss_fn, has_aux, params, state, loss, grads, args):
+    if accepts_extra_args(optimizer.update):
+        value_fn = (lambda p: loss_fn(p, *args)[0]) if has_aux else (lambda p: loss_fn(p, *args))
+        updates, state = optimizer.update(
+            grads, state, params, value=loss, grad=grads, value_fn=value_fn
+        )
+    else:
+        updates, state = optimizer.update(grads, state, params)
+    return apply_updates(params, updates), state
+
+
+def _aux_shape(loss_fn, has_aux, params, *args):
+    if not has_aux:
+        return None
+    aux = jax.eval_shape(loss_fn, params, *args)[1]
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux)
+
+
+# --------------------------------------------------------------------------------------
+# minimize
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol"))
+def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_tol):
+    optimizer = dyn_opt if static_opt is None else static_opt.value
+    state = optimizer.init(params)
+
+    def evaluate(p):
+        return _value_and_grad(loss_fn, has_aux, p)
+
+    if not use_tol:
+
+        def step(carry, _):
+            p, s, _ = carry
+            loss, aux, grads = evaluate(p)
+            p, s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, ())
+            return (p, s, aux), (loss, global_norm(grads).astype(loss.dtype))
+
+        aux0 = _aux_shape(loss_fn, has_aux, params)
+        (params, state, aux), (losses, norms) = jax.lax.scan(
+            step, (params, state, aux0), None, length=steps
+        )
+        return OptimizeResult(params, state, losses, norms, jnp.asarray(steps), jnp.asarray(False), aux)
+
+    loss0 = jax.eval_shape(loss_fn, params)
+    loss_dtype = (loss0[0] if has_aux else loss0).dtype
+    history = jnp.zeros((steps,), loss_dtype)
+
+    def cond(carry):
+        i, done = carry[0], carry[1]
+        return jnp.logical_and(i < steps, jnp.logical_not(done))
+
+    def body(carry):
+        i, _, p, s, losses, norms, _ = carry
+        loss, aux, grads = evaluate(p)
+        norm = global_norm(grads).astype(loss_dtype)
+        done = norm <= tol
+        new_p, new_s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, ())
+        # A converged point is kept as it is: no update after the criterion is met.
+        p, s = jax.tree.map(lambda a, b: jnp.where(done, a, b), (p, s), (new_p, new_s))
+        losses, norms = losses.at[i].set(loss), norms.at[i].set(norm)
+        return i + jnp.where(done, 0, 1), done, p, s, losses, norms, aux
+
+    aux0 = _aux_shape(loss_fn, has_aux, params)
+    init = (jnp.asarray(0), jnp.asarray(False), params, state, history, history, aux0)
+    i, done, params, state, losses, norms, aux = jax.lax.while_loop(cond, body, init)
+    # Pad the history after convergence with its last recorded value.
+    last = jnp.minimum(i, steps - 1)
+    idx = jnp.arange(steps)
+    losses = jnp.where(idx > last, losses[last], losses)
+    norms = jnp.where(idx > last, norms[last], norms)
+    return OptimizeResult(params, state, losses, norms, i, done, aux)
+
+
+def minimize(
+    loss_fn: Callable[[Params], Any],
+    params: Params,
+    optimizer: Any,
+    steps: int,
+    *,
+    tol: float | None = None,
+    has_aux: bool = False,
+) -> OptimizeResult:
+    r"""Minimize ``loss_fn(params) -> scalar`` with ``optimizer`` for ``steps`` updates,
+    in one compiled program.
+
+    With ``tol``, stops at the first step whose gradient norm
+    :math:`\lVert\nabla f\rVert_2 \le` ``tol`` (that step makes no update, and
+    ``converged`` is True); ``num_steps`` counts the updates made and the history after it
+    repeats its last value, so ``losses`` always has length ``steps``.
+    With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and ``result.aux`` is the aux
+    of the last evaluation.
+
+    Example::
+
+        res = jol.minimize(lambda p: jnp.sum((p - 3.0) ** 2), jnp.zeros(2), jol.adam(0.1), 500)
+        res.params, res.losses[-1]
+    """
+    steps = _check_count("steps", steps)
+    _check_optimizer(optimizer)
+    check_params(params)
+    _check_loss(loss_fn, (params,), has_aux)
+    _check_tol(tol)
+    dyn, static = _split_optimizer(optimizer)
+    return _minimize(
+        params,
+        dyn,
+        None if tol is None else jnp.asarray(tol),
+        loss_fn=loss_fn,
+        steps=steps,
+        has_aux=bool(has_aux),
+        static_opt=static,
+        use_tol=tol is not None,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------------------
+
+
+def data_size(data: Any, name: str = "data") -> int:
+    """The shared leading size of every leaf of ``data``; a ValueError if they differ."""
+    leaves_with_path = jax.tree_util.tree_leaves_with_path(data)
+    if not leaves_with_path:
+        raise ValueError(f"`{name}` must hold at least one array.")
+    sizes = {}
+    for path, leaf in leaves_with_path:
+        shape = np.shape(leaf)
+        if not shape:
+            raise ValueError(
+                f"`{name}` leaves need a leading (example) axis; "
+                f"{name}{jax.tree_util.keystr(path)} is a scalar."
+            )
+        sizes[jax.tree_util.keystr(path)] = shape[0]
+    if len(set(sizes.values())) != 1:
+        shown = ", ".join(f"{name}{k}: {v}" for k, v in sizes.items())
+        raise ValueError(f"`{name}` leaves must share their leading size; got {shown}.")
+    return next(iter(sizes.values()))
+
+
+def epoch_batches(key: jax.Array, epoch: jax.Array, n: int, batch_size: int) -> jax.Array:
+    """``(n // batch_size, batch_size)`` example indices for one epoch: a permutation of
+    ``range(n)`` drawn from ``fold_in(key, epoch)``, its last ``n % batch_size`` entries
+    left out. With ``batch_size == n`` the order is kept (nothing to shuffle)."""
+    steps = n // batch_size
+    if batch_size == n:
+        return jnp.arange(n)[None, :]
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("loss_fn", "batch_size", "epochs", "has_aux", "static_opt")
+)
+def _fit(params, dyn_opt, data, key, *, loss_fn, batch_size, epochs, has_aux, static_opt):
+    optimizer = dyn_opt if static_opt is None else static_opt.value
+    n = jax.tree.leaves(data)[0].shape[0]
+
+    def step(carry, idx):
+        p, s, _ = carry
+        batch = jax.tree.map(lambda x: x[idx], data)
+        loss, aux, grads = _value_and_grad(loss_fn, has_aux, p, batch)
+        p, s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, (batch,))
+        return (p, s, aux), (loss, global_norm(grads).astype(loss.dtype))
+
+    def epoch(carry, e):
+        return jax.lax.scan(step, carry, epoch_batches(key, e, n, batch_size))
+
+    first = jax.tree.map(lambda x: x[:batch_size], data)
+    carry = (params, optimizer.init(params), _aux_shape(loss_fn, has_aux, params, first))
+    (params, state, aux), (losses, norms) = jax.lax.scan(epoch, carry, jnp.arange(epochs))
+    total = losses.size
+    return OptimizeResult(
+        params, state, losses.reshape(total), norms.reshape(total), jnp.asarray(total),
+        jnp.asarray(False), aux,
+    )  # fmt: skip
+
+
+def _check_key(key: Any) -> jax.Array:
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.PRNGKey(int(key))
+    if not isinstance(key, (jax.Array, np.ndarray)):
+        raise TypeError(f"`key` must be a jax.random key (or an int seed), got {key!r}.")
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.shape == (2,) and key.dtype == jnp.uint32):
+        return key
+    raise TypeError(
+        f"`key` must be a jax.random key such as jax.random.PRNGKey(0), got an array of "
+        f"shape {key.shape} and dtype {key.dtype}."
+    )
+
+
+def fit(
+    loss_fn: Callable[[Params, Any], Any],
+    params: Params,
+    optimizer: Any,
+    data: Any,
+    *,
+    batch_size: int,
+    epochs: int,
+    key: Any,
+    has_aux: bool = False,
+) -> OptimizeResult:
+    r"""Train ``loss_fn(params, batch) -> scalar`` over ``data`` in mini-batches, in one
+    compiled program.
+
+    ``data`` is a pytree of arrays sharing a leading (example) axis of size :math:`N`;
+    it stays on the device and each batch is gathered from it inside the program. Every
+    epoch draws a fresh permutation from ``jax.random.fold_in(key, epoch)`` and cuts it
+    into :math:`\lfloor N/B\rfloor` batches of ``batch_size`` :math:`B`; the
+    :math:`N \bmod B` examples left at the end of the permutation sit that epoch out
+    (a different few each epoch), so every step sees a full batch and the program has
+    one shape. ``batch_size=1`` is per-sample SGD; ``batch_size=N`` is batch gradient
+    descent (then the data is used in its own order, unshuffled).
+
+    ``losses`` and ``grad_norms`` have one entry per step (``epochs * (N // B)``), each
+    the mini-batch value before that step's update.
+    """
+    epochs = _check_count("epochs", epochs)
+    batch_size = _check_count("batch_size", batch_size)
+    _check_optimizer(optimizer)
+    check_params(params)
+    n = data_size(data)
+    if batch_size > n:
+        raise ValueError(f"`batch_size` must be <= the number of examples ({n}), got {batch_size}.")
+    key = _check_key(key)
+    data = jax.tree.map(jnp.asarray, data)
+    _check_loss(loss_fn, (params, jax.tree.map(lambda x: x[:batch_size], data)), has_aux)
+    dyn, static = _split_optimizer(optimizer)
+    return _fit(
+        params,
+        dyn,
+        data,
+        key,
+        loss_fn=loss_fn,
+        batch_size=batch_size,
+        epochs=epochs,
+        has_aux=bool(has_aux),
+        static_opt=static,
+    )
+
+
+__all__ = ["OptimizeResult", "data_size", "epoch_batches", "fit", "minimize"]

@@ -1,0 +1,245 @@
+"""minimize and fit: the seed systems end to end, agreement with hand-written optax
+loops, the tolerance path, recompilation and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxopt_lab as jol
+from jaxopt_lab import loops
+
+
+def sine_bowl(x):
+    return jnp.sum(x**2 + 5 * jnp.sin(x))
+
+
+def quartic(x):
+    return jnp.sum(x**4 - 4 * x**3 - 2 * x**2 + 12 * x)
+
+
+def rosenbrock(p):
+    return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+
+# ---------------------------------------------------------------- the seed systems
+
+
+def test_gradient_descent_on_sine_bowl_reaches_global_minimum():
+    res = jol.minimize(sine_bowl, jnp.array([5.0]), jol.sgd(0.1), 100)
+    assert float(res.params[0]) == pytest.approx(-1.1105, abs=1e-3)
+    assert float(res.grad_norms[-1]) < 1e-4
+
+
+def test_learning_rate_effect_slow_good_oscillating():
+    x0, steps = jnp.array([5.0]), 60
+    slow = jol.minimize(sine_bowl, x0, jol.sgd(0.01), steps)
+    good = jol.minimize(sine_bowl, x0, jol.sgd(0.1), steps)
+    wild = jol.minimize(sine_bowl, x0, jol.sgd(0.5), steps)
+    # 0.01: monotone but still far from any minimum after 60 steps.
+    assert np.all(np.diff(np.asarray(slow.losses)) < 0)
+    assert float(slow.params[0]) > 2.5
+    # 0.1: at the global minimum.
+    assert float(good.params[0]) == pytest.approx(-1.1105, abs=1e-3)
+    # 0.5: overshoots, so the loss goes up and down and never settles.
+    rises = np.sum(np.diff(np.asarray(wild.losses)) > 0)
+    assert rises >= 10
+    assert float(wild.grad_norms[-1]) > 1.0
+
+
+@pytest.mark.parametrize("x0, expected", [(-3.0, -1.0), (0.5, -1.0), (2.0, 3.0), (5.0, 3.0)])
+def test_quartic_start_decides_the_minimum(x0, expected):
+    res = jol.minimize(quartic, jnp.array([x0]), jol.sgd(0.01), 500)
+    assert float(res.params[0]) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def regression_data():
+    kx, ke = jax.random.split(jax.random.PRNGKey(42))
+    x = 2 * jax.random.uniform(kx, (100,))
+    y = 2.0 + 3.0 * x + jax.random.normal(ke, (100,))
+    design = np.stack([np.ones(100), np.asarray(x)], axis=1)
+    ols, *_ = np.linalg.lstsq(design, np.asarray(y), rcond=None)
+    return {"x": x, "y": y}, ols
+
+
+def mse(p, batch):
+    return jnp.mean((p["b"] + p["w"] * batch["x"] - batch["y"]) ** 2)
+
+
+@pytest.mark.parametrize(
+    "batch_size, lr, epochs, tol",
+    [(100, 0.1, 2000, 1e-3), (1, 0.002, 100, 0.15), (10, 0.02, 500, 0.05)],
+    ids=["batch-gd", "per-sample-sgd", "mini-batch"],
+)
+def test_linear_regression_recovers_intercept_and_slope(regression_data, batch_size, lr, epochs, tol):
+    data, ols = regression_data
+    # The least-squares fit is within the noise of the truth (std. errors ~0.2 / 0.17).
+    assert abs(ols[0] - 2.0) < 0.5 and abs(ols[1] - 3.0) < 0.5
+    zeros = {"w": jnp.zeros(()), "b": jnp.zeros(())}
+    res = jol.fit(mse, zeros, jol.sgd(lr), data, batch_size=batch_size, epochs=epochs,
+                  key=jax.random.PRNGKey(0))  # fmt: skip
+    assert res.losses.shape == (epochs * (100 // batch_size),)
+    assert float(res.params["b"]) == pytest.approx(ols[0], abs=tol)
+    assert float(res.params["w"]) == pytest.approx(ols[1], abs=tol)
+
+
+def test_xor_with_sigmoid_mlp_by_backprop():
+    x = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = jnp.array([0.0, 1.0, 1.0, 0.0])
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    params = {
+        "w1": jax.random.normal(k1, (2, 4)), "b1": jnp.zeros(4),
+        "w2": jax.random.normal(k2, (4,)), "b2": jnp.zeros(()),
+    }  # fmt: skip
+
+    def predict(p, x):
+        hidden = jax.nn.sigmoid(x @ p["w1"] + p["b1"])
+        return jax.nn.sigmoid(hidden @ p["w2"] + p["b2"])
+
+    res = jol.minimize(lambda p: jnp.mean((predict(p, x) - y) ** 2), params, jol.adam(0.1), 1000)
+    np.testing.assert_array_equal(np.round(np.asarray(predict(res.params, x))), [0, 1, 1, 0])
+
+
+def test_clipping_by_global_norm_bounds_every_step():
+    lr, max_norm = 1e-3, 1.0
+    opt = jol.chain(jol.clip_by_global_norm(max_norm), jol.sgd(lr))
+    start = jnp.array([-1.5, 2.0])  # Rosenbrock's gradient here has norm ~ 200
+    res = jol.minimize(rosenbrock, start, opt, 50)
+    assert float(res.grad_norms[0]) > 100
+    # Rerun step by step to see each displacement.
+    p, state = start, opt.init(start)
+    for _ in range(50):
+        u, state = opt.update(jax.grad(rosenbrock)(p), state, p)
+        assert float(jnp.linalg.norm(u)) <= lr * max_norm * (1 + 1e-6)
+        p = jol.apply_updates(p, u)
+    np.testing.assert_allclose(p, res.params, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- same numbers as optax
+
+
+def optax_scan(loss_fn, params, opt, steps):
+    def step(carry, _):
+        p, s = carry
+        loss, g = jax.value_and_grad(loss_fn)(p)
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), loss
+
+    (params, _), losses = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, steps))(params)
+    return params, losses
+
+
+def test_minimize_matches_hand_written_optax_scan():
+    start = jnp.array([-1.5, 2.0])
+    ref_params, ref_losses = optax_scan(rosenbrock, start, optax.adam(0.01), 300)
+    with_optax = jol.minimize(rosenbrock, start, optax.adam(0.01), 300)
+    np.testing.assert_array_equal(with_optax.params, ref_params)
+    np.testing.assert_array_equal(with_optax.losses, ref_losses)
+    ours = jol.minimize(rosenbrock, start, jol.adam(0.01), 300)
+    np.testing.assert_allclose(ours.params, ref_params, rtol=1e-6)
+    np.testing.assert_allclose(ours.losses, ref_losses, rtol=1e-5)
+
+
+def test_fit_matches_hand_written_optax_scan(regression_data):
+    data, _ = regression_data
+    n, bs, epochs, key = 100, 16, 5, jax.random.PRNGKey(3)
+    opt = optax.adam(0.05)
+    params = {"w": jnp.zeros(()), "b": jnp.zeros(())}
+
+    def epoch(carry, e):
+        perm = jax.random.permutation(jax.random.fold_in(key, e), n)[: (n // bs) * bs]
+
+        def step(carry, idx):
+            p, s = carry
+            loss, g = jax.value_and_grad(mse)(p, jax.tree.map(lambda x: x[idx], data))
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), loss
+
+        return jax.lax.scan(step, carry, perm.reshape(n // bs, bs))
+
+    run = jax.jit(lambda p: jax.lax.scan(epoch, (p, opt.init(p)), jnp.arange(epochs)))
+    (ref, _), ref_losses = run(params)
+    res = jol.fit(mse, params, opt, data, batch_size=bs, epochs=epochs, key=key)
+    for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(ref)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(res.losses, ref_losses.reshape(-1))
+
+
+def test_fit_shuffles_every_epoch_and_leaves_out_the_remainder():
+    n, bs = 10, 3
+    batches = [np.asarray(loops.epoch_batches(jax.random.PRNGKey(0), e, n, bs)) for e in range(4)]
+    for b in batches:
+        assert b.shape == (3, 3) and len(set(b.ravel())) == 9
+    assert len({tuple(b.ravel()) for b in batches}) == 4
+    full = loops.epoch_batches(jax.random.PRNGKey(0), 0, n, n)
+    np.testing.assert_array_equal(full, np.arange(n)[None])
+
+
+# ---------------------------------------------------------------- options and compilation
+
+
+def test_tol_stops_and_pads_history():
+    res = jol.minimize(sine_bowl, jnp.array([5.0]), jol.sgd(0.1), 1000, tol=1e-4)
+    n = int(res.num_steps)
+    assert bool(res.converged) and 0 < n < 1000
+    assert float(res.grad_norms[n]) <= 1e-4 and float(res.grad_norms[n - 1]) > 1e-4
+    assert res.losses.shape == (1000,)
+    np.testing.assert_array_equal(res.losses[n:], res.losses[n])
+    never = jol.minimize(sine_bowl, jnp.array([5.0]), jol.sgd(0.01), 20, tol=1e-12)
+    assert not bool(never.converged) and int(never.num_steps) == 20
+    fixed = jol.minimize(sine_bowl, jnp.array([5.0]), jol.sgd(0.01), 20)
+    np.testing.assert_array_equal(never.params, fixed.params)
+
+
+def test_no_recompile_for_a_new_learning_rate():
+    before = loops._minimize._cache_size()
+    for lr in (0.011, 0.012, 0.013):
+        jol.minimize(rosenbrock, jnp.array([-1.5, 2.0]), jol.adam(lr), 77)
+    assert loops._minimize._cache_size() == before + 1
+
+
+def test_has_aux_returns_last_aux():
+    def loss(p):
+        return jnp.sum(p**2), {"p0": p[0]}
+
+    res = jol.minimize(loss, jnp.array([1.0, 2.0]), jol.sgd(0.1), 5, has_aux=True)
+    before_last = jnp.array([1.0, 2.0]) * 0.8**4
+    assert float(res.aux["p0"]) == pytest.approx(float(before_last[0]))
+    res = jol.fit(lambda p, b: (jnp.mean((p - b) ** 2), p), jnp.zeros(()), jol.sgd(0.1),
+                  jnp.ones(4), batch_size=2, epochs=1, key=0, has_aux=True)  # fmt: skip
+    assert res.aux.shape == ()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: jol.minimize(sine_bowl, jnp.zeros(1), jol.sgd(0.1), 0), ValueError, "steps"),
+        (lambda: jol.minimize(sine_bowl, jnp.zeros(1), jol.sgd(0.1), 2.5), TypeError, "steps"),
+        (lambda: jol.minimize(lambda x: x, jnp.zeros(2), jol.sgd(0.1), 3), ValueError, "loss_fn"),
+        (lambda: jol.minimize(sine_bowl, jnp.zeros(1), "adam", 3), TypeError, "optimizer"),
+        (lambda: jol.minimize(sine_bowl, jnp.zeros(1), jol.sgd(0.1), 3, tol=-1.0), ValueError, "tol"),
+        (lambda: jol.minimize(lambda x: jnp.sum(x), jnp.arange(2), jol.sgd(0.1), 3), TypeError, "params"),
+        (lambda: jol.fit(mse, {}, jol.sgd(0.1), {"x": jnp.ones(5), "y": jnp.ones(4)},
+                         batch_size=2, epochs=1, key=0), ValueError, "leading size"),
+        (lambda: jol.fit(mse, {}, jol.sgd(0.1), {"x": jnp.ones(5)}, batch_size=0, epochs=1, key=0),
+         ValueError, "batch_size"),
+        (lambda: jol.fit(mse, {}, jol.sgd(0.1), {"x": jnp.ones(5)}, batch_size=6, epochs=1, key=0),
+         ValueError, "batch_size"),
+        (lambda: jol.fit(mse, {}, jol.sgd(0.1), {"x": jnp.ones(5)}, batch_size=1, epochs=0, key=0),
+         ValueError, "epochs"),
+        (lambda: jol.fit(mse, {}, jol.sgd(0.1), {"x": jnp.ones(5)}, batch_size=1, epochs=1, key="k"),
+         TypeError, "key"),
+        (lambda: jol.fit(lambda p, b: b["x"] * p, jnp.zeros(()), jol.sgd(0.1), {"x": jnp.ones(5)},
+                         batch_size=2, epochs=1, key=0), ValueError, "loss_fn"),
+    ],
+    ids=["steps<1", "steps-float", "loss-not-scalar", "optimizer-str", "tol<0", "int-params",
+         "leading-sizes", "batch<1", "batch>N", "epochs<1", "bad-key", "fit-loss-not-scalar"],
+)  # fmt: skip
+def test_bad_input_names_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
