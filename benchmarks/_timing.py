@@ -290,3 +290,134 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left
     for row in rows:
         out.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- whole calls
+
+
+class CallBench:
+    """A whole call ``fn(*args)`` timed end to end (Python dispatch + run), blocking on
+    its outputs after *every* call, so that one sample is the latency a user sees for one
+    call (e.g. a complete training run). Same interface as :class:`StatefulBench`
+    (``run``, ``sample``, ``samples``, ``stats``), so it works with :func:`run_interleaved`.
+
+    ``last`` keeps the outputs of the latest call (for correctness checks).
+    """
+
+    def __init__(self, name: str, fn: Callable, args: Sequence[Any] = (), **info: Any):
+        self.name = name
+        self.fn = fn
+        self.args = tuple(args)
+        self.info = dict(info)
+        self.samples: list[float] = []
+        self.last: Any = None
+
+    def run(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.last = jax.block_until_ready(self.fn(*self.args))
+
+    def sample(self, number: int = 1) -> float:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            self.last = jax.block_until_ready(self.fn(*self.args))
+        return (time.perf_counter() - t0) / number
+
+    def stats(self) -> Stats:
+        return Stats.of(self.samples)
+
+
+def paired_ratio(samples_a: Sequence[float], samples_b: Sequence[float]) -> dict[str, float]:
+    """Ratios of samples taken in the same interleaved round (``a[i] / b[i]``): they cancel
+    drift slower than one round; their quartiles are a noise gauge. Also the ratio of the
+    medians and of the minima."""
+    a, b = np.asarray(samples_a, float), np.asarray(samples_b, float)
+    n = min(a.size, b.size)
+    r = a[:n] / b[:n]
+    return {
+        "median_over_median": float(np.median(a) / np.median(b)),
+        "min_over_min": float(a.min() / b.min()),
+        "paired_median": float(np.median(r)),
+        "paired_q25": float(np.percentile(r, 25)),
+        "paired_q75": float(np.percentile(r, 75)),
+        "paired_min": float(r.min()),
+        "paired_max": float(r.max()),
+    }
+
+
+# --------------------------------------------------------------------------- compile events
+
+_COMPILE_EVENTS = {
+    "/jax/core/compile/jaxpr_trace_duration": "trace_s",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+    "/jax/core/compile/backend_compile_duration": "xla_compile_s",
+}
+_active_recorders: list["CompileEvents"] = []
+_listener_installed = False
+
+
+def _on_duration_event(event: str, duration: float, **_: Any) -> None:
+    key = _COMPILE_EVENTS.get(event)
+    if key is not None:
+        for rec in _active_recorders:
+            rec.totals[key] += duration
+            if key == "xla_compile_s":
+                rec.compiles += 1
+
+
+class CompileEvents:
+    """Context manager that sums JAX's own compile-time events (``jax.monitoring``) while
+    it is active: seconds spent tracing to jaxprs, lowering to StableHLO and in the XLA
+    backend compiler, and the number of XLA compiles. This measures the compile cost of
+    *any* call (including a library's internal ``jax.jit``) without private APIs, and a
+    count of 0 proves a cache hit (e.g. no recompile for a new learning rate).
+
+    ``wall_s`` is the wall time of the whole block (compile + run of a first call)."""
+
+    def __init__(self) -> None:
+        self.totals = {k: 0.0 for k in _COMPILE_EVENTS.values()}
+        self.compiles = 0
+        self.wall_s = float("nan")
+
+    def __enter__(self) -> "CompileEvents":
+        global _listener_installed
+        if not _listener_installed:
+            jax.monitoring.register_event_duration_secs_listener(_on_duration_event)
+            _listener_installed = True
+        _active_recorders.append(self)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall_s = time.perf_counter() - self._t0
+        _active_recorders.remove(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"wall_s": self.wall_s, "xla_compiles": self.compiles, **self.totals}
+
+
+# --------------------------------------------------------------------------- HLO
+
+
+def hlo_op_counts(compiled_or_text: Any) -> dict[str, int]:
+    """Histogram of HLO opcodes over the whole optimised module (all computations,
+    including fused ones and while-loop bodies). Diffing two histograms shows extra work
+    one program does (a gather, a convert, a copy, a bigger loop carry, ...)."""
+    import re
+
+    text = compiled_or_text if isinstance(compiled_or_text, str) else compiled_or_text.as_text()
+    counts: dict[str, int] = {}
+    pat = re.compile(r"=\s*[^=]*?\s([a-z][a-z0-9\-]*)\(")
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith(("HloModule", "ENTRY", "}", "//")) or " = " not in s:
+            continue
+        m = pat.search(s)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def hlo_op_diff(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """``a - b`` per opcode, only the opcodes whose counts differ."""
+    keys = sorted(set(a) | set(b))
+    return {k: a.get(k, 0) - b.get(k, 0) for k in keys if a.get(k, 0) != b.get(k, 0)}

@@ -86,8 +86,11 @@ from jaxopt_lab.transforms import (
     scale_by_sign,
     scale_by_stddev,
     scale_by_trust_ratio,
+    scale_by_yogi,
     trace,
 )
 
+
+from jaxopt_lab import problems  # noqa: E402  (test functions and data sets)
 
 __version__ = "0.1.0"

@@ -28,7 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab.base import Params, Static, accepts_extra_args, apply_updates, check_params
+from jaxopt_lab.base import (
+    HyperFunction,
+    Params,
+    Static,
+    accepts_extra_args,
+    apply_updates,
+    check_params,
+)
 from jaxopt_lab.transforms import global_norm
 
 
@@ -75,9 +82,13 @@ def _check_optimizer(optimizer: Any) -> None:
         )
 
 
-def _check_loss(loss_fn: Callable, args: tuple, has_aux: bool) -> None:
+def _check_callable(loss_fn: Any) -> None:
     if not callable(loss_fn):
         raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}.")
+
+
+def _check_loss(loss_fn: Callable, args: tuple, has_aux: bool) -> None:
+    """Called while tracing: the loss must be a float scalar (or a (loss, aux) pair)."""
     out = jax.eval_shape(loss_fn, *args)
     if has_aux:
         if not (isinstance(out, tuple) and len(out) == 2):
@@ -104,6 +115,8 @@ def _check_tol(tol: Any) -> None:
 
 def _split_optimizer(optimizer: Any) -> tuple[Any, Static | None]:
     """(dynamic, static): a pytree of arrays goes into jit as an argument."""
+    if isinstance(optimizer.init, HyperFunction) and isinstance(optimizer.update, HyperFunction):
+        return optimizer, None  # built by this package: its leaves are numbers by design
     leaves = jax.tree.leaves(optimizer)
     if all(isinstance(x, (numbers.Number, np.ndarray, np.generic, jax.Array)) for x in leaves):
         return optimizer, None
@@ -148,6 +161,7 @@ def _aux_shape(loss_fn, has_aux, params, *args):
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol"))
 def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_tol):
+    _check_loss(loss_fn, (params,), has_aux)  # at trace time only: no cost per call
     optimizer = dyn_opt if static_opt is None else static_opt.value
     state = optimizer.init(params)
 
@@ -225,7 +239,7 @@ def minimize(
     steps = _check_count("steps", steps)
     _check_optimizer(optimizer)
     check_params(params)
-    _check_loss(loss_fn, (params,), has_aux)
+    _check_callable(loss_fn)
     _check_tol(tol)
     dyn, static = _split_optimizer(optimizer)
     return _minimize(
@@ -282,6 +296,8 @@ def epoch_batches(key: jax.Array, epoch: jax.Array, n: int, batch_size: int) -> 
 def _fit(params, dyn_opt, data, key, *, loss_fn, batch_size, epochs, has_aux, static_opt):
     optimizer = dyn_opt if static_opt is None else static_opt.value
     n = jax.tree.leaves(data)[0].shape[0]
+    first = jax.tree.map(lambda x: x[:batch_size], data)
+    _check_loss(loss_fn, (params, first), has_aux)  # at trace time only
 
     def step(carry, idx):
         p, s, _ = carry
@@ -293,7 +309,6 @@ def _fit(params, dyn_opt, data, key, *, loss_fn, batch_size, epochs, has_aux, st
     def epoch(carry, e):
         return jax.lax.scan(step, carry, epoch_batches(key, e, n, batch_size))
 
-    first = jax.tree.map(lambda x: x[:batch_size], data)
     carry = (params, optimizer.init(params), _aux_shape(loss_fn, has_aux, params, first))
     (params, state, aux), (losses, norms) = jax.lax.scan(epoch, carry, jnp.arange(epochs))
     total = losses.size
@@ -350,8 +365,7 @@ def fit(
     if batch_size > n:
         raise ValueError(f"`batch_size` must be <= the number of examples ({n}), got {batch_size}.")
     key = _check_key(key)
-    data = jax.tree.map(jnp.asarray, data)
-    _check_loss(loss_fn, (params, jax.tree.map(lambda x: x[:batch_size], data)), has_aux)
+    _check_callable(loss_fn)
     dyn, static = _split_optimizer(optimizer)
     return _fit(
         params,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_lab.base import HyperFunction, Static, bind, check_hyperparameter, complement, is_concrete
 
@@ -92,7 +93,7 @@ def exponential_decay(
     check_hyperparameter("end_value", end_value, low=None, allow_none=True)
     steps = _check_steps("transition_steps", transition_steps)
     begin = max(_check_steps("transition_begin", transition_begin), 0)
-    if steps <= 0 or (is_concrete(decay_rate) and jnp.all(jnp.asarray(decay_rate) == 0)):
+    if steps <= 0 or (is_concrete(decay_rate) and np.all(np.asarray(decay_rate) == 0)):
         return constant_schedule(init_value)
     return bind(
         _exponential,

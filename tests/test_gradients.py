@@ -60,7 +60,7 @@ def test_float32_is_coarse_as_documented():
     assert 1e-7 < err < 1e-2
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     st.lists(st.floats(-3, 3, allow_nan=False), min_size=1, max_size=6),
     st.floats(0.5, 2.0),

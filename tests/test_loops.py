@@ -243,3 +243,12 @@ def test_has_aux_returns_last_aux():
 def test_bad_input_names_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_digits_mlp_trained_with_fit_reaches_95_percent():
+    digits = jol.problems.digits_mlp()
+    params = digits.init_params(jax.random.PRNGKey(0))
+    res = jol.fit(digits.loss, params, jol.adam(3e-3), digits.train, batch_size=64, epochs=15,
+                  key=jax.random.PRNGKey(1))  # fmt: skip
+    assert float(digits.metric(res.params, digits.test)) >= 0.95
+    assert float(res.losses[-20:].mean()) < float(res.losses[:20].mean()) / 10
