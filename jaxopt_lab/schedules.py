@@ -57,7 +57,8 @@ def polynomial_schedule(
         _polynomial,
         init_value=init_value,
         end_value=end_value,
-        power=power,
+        # An integer power is structure, so frac**power stays an exact integer power.
+        power=Static(power) if isinstance(power, int) else power,
         steps=Static(steps),
         begin=Static(begin),
     )

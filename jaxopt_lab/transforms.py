@@ -75,6 +75,12 @@ def _count() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
+def _betas(b1: Any, b2: Any) -> dict[str, Any]:
+    """Moment decay rates with their complements, computed once (in float64 for Python
+    floats, as optax does)."""
+    return dict(b1=b1, b2=b2, one_minus_b1=complement(b1), one_minus_b2=complement(b2))
+
+
 def _check_probability(name: str, value: Any) -> None:
     check_hyperparameter(name, value, low=0.0, high=1.0)
 
@@ -411,10 +417,7 @@ def scale_by_adam(
         bind(_adam_init, mu_dtype=mu_dtype),
         bind(
             _adam_update,
-            b1=b1,
-            b2=b2,
-            one_minus_b1=complement(b1),
-            one_minus_b2=complement(b2),
+            **_betas(b1, b2),
             eps=eps,
             eps_root=eps_root,
             mu_dtype=mu_dtype,
@@ -465,10 +468,7 @@ def scale_by_amsgrad(
         bind(_amsgrad_init, mu_dtype=mu_dtype),
         bind(
             _amsgrad_update,
-            b1=b1,
-            b2=b2,
-            one_minus_b1=complement(b1),
-            one_minus_b2=complement(b2),
+            **_betas(b1, b2),
             eps=eps,
             eps_root=eps_root,
             mu_dtype=mu_dtype,
@@ -542,10 +542,7 @@ def scale_by_belief(
         bind(_belief_init),
         bind(
             _belief_update,
-            b1=b1,
-            b2=b2,
-            one_minus_b1=complement(b1),
-            one_minus_b2=complement(b2),
+            **_betas(b1, b2),
             eps=eps,
             eps_root=eps_root,
             nesterov=Static(nesterov),
@@ -589,10 +586,7 @@ def scale_by_yogi(
         bind(_yogi_init, initial=initial_accumulator_value),
         bind(
             _yogi_update,
-            b1=b1,
-            b2=b2,
-            one_minus_b1=complement(b1),
-            one_minus_b2=complement(b2),
+            **_betas(b1, b2),
             eps=eps,
             eps_root=eps_root,
         ),
@@ -641,10 +635,7 @@ def scale_by_radam(
         bind(_adam_init, mu_dtype=Static(None)),
         bind(
             _radam_update,
-            b1=b1,
-            b2=b2,
-            one_minus_b1=complement(b1),
-            one_minus_b2=complement(b2),
+            **_betas(b1, b2),
             eps=eps,
             eps_root=eps_root,
             threshold=threshold,
@@ -689,10 +680,7 @@ def scale_by_lion(b1: Any = 0.9, b2: Any = 0.99, mu_dtype: Any = None) -> Optimi
         bind(_lion_init, mu_dtype=mu_dtype),
         bind(
             _lion_update,
-            b1=b1,
-            b2=b2,
-            one_minus_b1=complement(b1),
-            one_minus_b2=complement(b2),
+            **_betas(b1, b2),
             mu_dtype=mu_dtype,
         ),
     )
