@@ -295,6 +295,29 @@ def check_params(params: Params, name: str = "params") -> None:
             )
 
 
+def check_scalar_fn(
+    fn: Callable[..., Any], args: tuple, name: str, has_aux: bool | None = None
+) -> None:
+    """``fn(*args)`` must return a floating-point scalar (or ``(scalar, aux)`` with
+    ``has_aux=True``); checked by abstract evaluation, without running ``fn``.
+    ``has_aux=None`` means the caller offers no aux option."""
+    if not callable(fn):
+        raise TypeError(f"`{name}` must be a callable returning a scalar, got {fn!r}.")
+    out = jax.eval_shape(fn, *args)
+    if has_aux:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError(f"`{name}` must return a pair (loss, aux) when has_aux=True.")
+        out = out[0]
+    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+        shown = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"`{name}` must return a floating-point scalar, got {shown} "
+            f"{getattr(out, 'dtype', '')}. Reduce it with jnp.mean or jnp.sum"
+            + (", or pass has_aux=True if it returns (loss, aux)" if has_aux is False else "")
+            + "."
+        )
+
+
 def check_same_structure(updates: Updates, reference: PyTree, reference_name: str) -> None:
     """Raise a ValueError showing both structures when ``updates`` and ``reference``
     are not the same tree."""

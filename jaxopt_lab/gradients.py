@@ -23,19 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab.base import Params, check_params
-
-
-def _check_scalar_fn(f: Callable[..., Any], params: Params, name: str = "f") -> None:
-    if not callable(f):
-        raise TypeError(f"`{name}` must be a callable params -> scalar, got {f!r}.")
-    out = jax.eval_shape(f, params)
-    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
-        shown = getattr(out, "shape", type(out).__name__)
-        raise ValueError(
-            f"`{name}` must return a floating-point scalar, got {shown} "
-            f"{getattr(out, 'dtype', '')}. Reduce it, e.g. with jnp.sum or jnp.mean."
-        )
+from jaxopt_lab.base import Params, check_params, check_scalar_fn
 
 
 def numerical_grad(
@@ -47,7 +35,7 @@ def numerical_grad(
     :math:`\varepsilon_{dtype}^{1/3}`.
     """
     check_params(params)
-    _check_scalar_fn(f, params)
+    check_scalar_fn(f, (params,), "f")
     x, unravel = ravel_pytree(params)
     if eps is None:
         eps = float(jnp.finfo(x.dtype).eps) ** (1.0 / 3.0)
@@ -87,7 +75,7 @@ def check_grad(
     gradient then gives about 1e-7 or less; in float32 expect 1e-3 at best.
     """
     check_params(params)
-    _check_scalar_fn(f, params)
+    check_scalar_fn(f, (params,), "f")
     grad_fn = jax.grad(f) if grad_fn is None else grad_fn
     a, _ = ravel_pytree(grad_fn(params))
     b, _ = ravel_pytree(numerical_grad(f, params, eps))

@@ -35,6 +35,7 @@ from jaxopt_lab.base import (
     accepts_extra_args,
     apply_updates,
     check_params,
+    check_scalar_fn,
 )
 from jaxopt_lab.transforms import global_norm
 
@@ -85,23 +86,6 @@ def _check_optimizer(optimizer: Any) -> None:
 def _check_callable(loss_fn: Any) -> None:
     if not callable(loss_fn):
         raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}.")
-
-
-def _check_loss(loss_fn: Callable, args: tuple, has_aux: bool) -> None:
-    """Called while tracing: the loss must be a float scalar (or a (loss, aux) pair)."""
-    out = jax.eval_shape(loss_fn, *args)
-    if has_aux:
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise ValueError("`loss_fn` must return a pair (loss, aux) when has_aux=True.")
-        out = out[0]
-    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
-        shown = getattr(out, "shape", type(out).__name__)
-        raise ValueError(
-            f"`loss_fn` must return a floating-point scalar loss, got {shown} "
-            f"{getattr(out, 'dtype', '')}. Reduce it with jnp.mean or jnp.sum"
-            + ("" if has_aux else ", or pass has_aux=True if it returns (loss, aux)")
-            + "."
-        )
 
 
 def _check_tol(tol: Any) -> None:
@@ -161,7 +145,7 @@ def _aux_shape(loss_fn, has_aux, params, *args):
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol"))
 def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_tol):
-    _check_loss(loss_fn, (params,), has_aux)  # at trace time only: no cost per call
+    check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))  # at trace time only
     optimizer = dyn_opt if static_opt is None else static_opt.value
     state = optimizer.init(params)
 
@@ -297,7 +281,7 @@ def _fit(params, dyn_opt, data, key, *, loss_fn, batch_size, epochs, has_aux, st
     optimizer = dyn_opt if static_opt is None else static_opt.value
     n = jax.tree.leaves(data)[0].shape[0]
     first = jax.tree.map(lambda x: x[:batch_size], data)
-    _check_loss(loss_fn, (params, first), has_aux)  # at trace time only
+    check_scalar_fn(loss_fn, (params, first), "loss_fn", bool(has_aux))  # at trace time only
 
     def step(carry, idx):
         p, s, _ = carry
