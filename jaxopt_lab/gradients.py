@@ -17,7 +17,7 @@ parameters, batched with ``jax.lax.map``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

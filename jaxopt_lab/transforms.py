@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from jaxopt_lab.base import (
     accepts_extra_args,
     EmptyState,
-    HParams,
     Optimizer,
     Params,
     ScalarOrSchedule,
