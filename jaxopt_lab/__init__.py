@@ -51,6 +51,7 @@ from jaxopt_lab.schedules import (
     polynomial_schedule,
     warmup_cosine_decay_schedule,
 )
+from jaxopt_lab.sweep import GridEdgeWarning, SweepResult, sweep
 from jaxopt_lab.transforms import (
     ApplyIfFiniteState,
     ScaleByAdaDeltaState,
