@@ -375,12 +375,12 @@ def _check_learning_rates(learning_rates: Any) -> np.ndarray:
 
 
 def _check_hyperparams(make_optimizer: Callable, hyperparams: Any, combine: str, k: int) -> dict[str, np.ndarray]:
+    if combine not in ("grid", "zip"):
+        raise ValueError(f"`combine` must be 'grid' or 'zip', got {combine!r}.")
     if hyperparams is None:
         return {}
     if not isinstance(hyperparams, Mapping):
         raise TypeError(f"`hyperparams` must be a dict name -> 1-D array, got {type(hyperparams).__name__}.")
-    if combine not in ("grid", "zip"):
-        raise ValueError(f"`combine` must be 'grid' or 'zip', got {combine!r}.")
     out = {}
     for name, values in hyperparams.items():
         if not isinstance(name, str) or not name.isidentifier():
