@@ -554,7 +554,7 @@ def _all_finite(tree: Any) -> jax.Array:
 def _member_step(spec: _Spec, opt, seed, order, data, threshold, carry, t):
     """One training step of one member, with divergence freezing. The history is
     recorded raw; entries after a member's divergence are masked on the host."""
-    p, s, dead, dead_at = carry
+    p, s, dead_at = carry  # dead_at: the step of divergence, -1 while alive
     if spec.minibatch:
         idx = order[seed, t]
         args = (jax.tree.map(lambda x: x[idx], data),)
@@ -564,10 +564,11 @@ def _member_step(spec: _Spec, opt, seed, order, data, threshold, carry, t):
     norm = global_norm(grads).astype(loss.dtype)
     new_p, new_s = _update(opt, spec.loss_fn, spec.has_aux, p, s, loss, grads, args)
     ok = jnp.isfinite(loss) & jnp.isfinite(norm) & (loss <= threshold) & _all_finite(new_p)
-    step_ok = ok & ~dead
-    p, s = jax.tree.map(lambda new, old: jnp.where(step_ok, new, old), (new_p, new_s), (p, s))
-    dead_at = jnp.where(ok | dead, dead_at, t)
-    return (p, s, dead | ~ok, dead_at), (loss, norm)
+    alive = dead_at < 0
+    # Only the params are frozen: a dead member's optimizer state is never read again
+    # (it is not returned), so it may run on with non-finite values at no cost.
+    p = jax.tree.map(lambda new, old: jnp.where(ok & alive, new, old), new_p, p)
+    return (p, new_s, jnp.where(alive & ~ok, t, dead_at)), (loss, norm)
 
 
 def _lockstep(fn: Callable, width: int) -> Callable:
@@ -593,7 +594,7 @@ def _run_group(spec: _Spec, members, seed_params, order, data, threshold):
 
     s0 = _lockstep(lambda lr, hp, p: opt_of(lr, hp).init(p), spec.width)(lrs, hps, p0)
     width = lrs.shape[0]
-    carry = (p0, s0, jnp.zeros((width,), bool), jnp.full((width,), -1, jnp.int32))
+    carry = (p0, s0, jnp.full((width,), -1, jnp.int32))
 
     def run_block(carry, t0, n):
         ts = t0 + jnp.arange(n, dtype=jnp.int32)
@@ -618,9 +619,9 @@ def _run_group(spec: _Spec, members, seed_params, order, data, threshold):
     if rest:
         carry, tail = run_block(carry, n_blocks * spec.block, rest)
         hist = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), hist, tail)
-    params, _, dead, dead_at = carry
+    params, _, dead_at = carry
     losses, norms = hist
-    return params, losses, norms, dead, dead_at
+    return params, losses, norms, dead_at
 
 
 def _run_local(spec: _Spec, lrs, hps, seed_index, param_index, seed_params, order, data, threshold):
@@ -1003,7 +1004,8 @@ def sweep(
         return np.concatenate(parts, axis=0)[:m].reshape(shape + parts[0].shape[1:])
 
     params_out = jax.tree.map(lambda *xs: assemble(xs), *[o[0] for o in outputs])
-    losses, norms, dead, dead_at = (assemble([o[j] for o in outputs]) for j in range(1, 5))
+    losses, norms, dead_at = (assemble([o[j] for o in outputs]) for j in range(1, 4))
+    dead = dead_at >= 0
     after = np.arange(steps) > np.where(dead, dead_at, steps)[..., None]
     losses, norms = np.where(after, np.nan, losses), np.where(after, np.nan, norms)
     hyper = {"learning_rate": members.lrs.reshape(shape), **{k: v.reshape(shape) for k, v in members.hps.items()}}
@@ -1016,7 +1018,7 @@ def sweep(
         axes=members.axes,
         losses=losses,
         grad_norms=norms,
-        diverged=dead.astype(bool),
+        diverged=dead,
         diverged_at=dead_at.astype(np.int64),
         params=params_out,
         hyperparams=hyper,
@@ -1025,17 +1027,16 @@ def sweep(
 
 
 def _pack_chunk(out) -> dict[str, np.ndarray]:
-    params, losses, norms, dead, dead_at = out
+    params, losses, norms, dead_at = out
     leaves = jax.tree.leaves(params)
-    return {"losses": losses, "grad_norms": norms, "diverged": dead, "diverged_at": dead_at,
+    return {"losses": losses, "grad_norms": norms, "diverged_at": dead_at,
             **{f"params/{i}": x for i, x in enumerate(leaves)}}  # fmt: skip
 
 
 def _unpack_chunk(arrays: dict[str, np.ndarray], params_like: Any):
     treedef = jax.tree.structure(params_like)
     leaves = [arrays[f"params/{i}"] for i in range(treedef.num_leaves)]
-    return (jax.tree.unflatten(treedef, leaves), arrays["losses"], arrays["grad_norms"],
-            arrays["diverged"], arrays["diverged_at"])  # fmt: skip
+    return jax.tree.unflatten(treedef, leaves), arrays["losses"], arrays["grad_norms"], arrays["diverged_at"]
 
 
 __all__ = ["GridEdgeWarning", "SweepResult", "auto_vmap_width", "sweep"]
