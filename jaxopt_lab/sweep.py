@@ -351,7 +351,7 @@ def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray]
 
 
 def _float_dtype() -> Any:
-    return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+    return jax.dtypes.canonicalize_dtype(np.float64)  # float32, or float64 under x64
 
 
 def _check_learning_rates(learning_rates: Any) -> np.ndarray:
@@ -535,6 +535,8 @@ class _Spec(NamedTuple):
     block: int  # steps between progress callbacks (== steps when quiet)
     progress: bool
     mesh: Mesh | None
+    checked: bool = True  # freeze diverging members step by step (else: the fast path)
+    per_seed_params: bool = False  # seed_params has a leading seed axis (init_fn)
 
 
 _progress_bars: list[Any] = []
@@ -563,6 +565,8 @@ def _member_step(spec: _Spec, opt, seed, order, data, threshold, carry, t):
     loss, _, grads = _value_and_grad(spec.loss_fn, spec.has_aux, p, *args)
     norm = global_norm(grads).astype(loss.dtype)
     new_p, new_s = _update(opt, spec.loss_fn, spec.has_aux, p, s, loss, grads, args)
+    if not spec.checked:
+        return (new_p, new_s, dead_at), (loss, norm)
     ok = jnp.isfinite(loss) & jnp.isfinite(norm) & (loss <= threshold) & _all_finite(new_p)
     alive = dead_at < 0
     # Only the params are frozen: a dead member's optimizer state is never read again
@@ -585,43 +589,39 @@ def _lockstep(fn: Callable, width: int) -> Callable:
 
 
 def _run_group(spec: _Spec, members, seed_params, order, data, threshold):
-    """Train ``width`` members in lockstep (vmapped); returns their outputs."""
-    lrs, hps, seed_index, param_index = members
-    p0 = jax.tree.map(lambda x: x[param_index], seed_params)
+    """Train ``width`` members in lockstep (vmapped); returns their outputs.
 
-    def opt_of(lr, hp):
-        return spec.make_optimizer(lr, **hp)
+    Each member's whole run (init, every block of steps) sits inside the vmapped
+    function, so state that no member-specific value touches (an optimizer's step count,
+    hence its bias corrections) stays one scalar for the group instead of one per member.
+    """
 
-    s0 = _lockstep(lambda lr, hp, p: opt_of(lr, hp).init(p), spec.width)(lrs, hps, p0)
-    width = lrs.shape[0]
-    carry = (p0, s0, jnp.full((width,), -1, jnp.int32))
+    def member(lr, hp, seed, param_index):
+        p0 = jax.tree.map(lambda x: x[param_index], seed_params) if spec.per_seed_params else seed_params
+        opt = spec.make_optimizer(lr, **hp)
+        step = functools.partial(_member_step, spec, opt, seed, order, data, threshold)
 
-    def run_block(carry, t0, n):
-        ts = t0 + jnp.arange(n, dtype=jnp.int32)
+        def run_block(carry, t0, n):
+            carry, hist = jax.lax.scan(step, carry, t0 + jnp.arange(n, dtype=jnp.int32))
+            if spec.progress:  # under vmap: once per member, each adding its own n steps
+                jax.debug.callback(_progress_hook, n)
+            return carry, hist
 
-        def member(lr, hp, seed, c):
-            step = functools.partial(_member_step, spec, opt_of(lr, hp), seed, order, data, threshold)
-            return jax.lax.scan(step, c, ts)
+        carry = (p0, opt.init(p0), jnp.int32(-1))
+        n_blocks, rest = divmod(spec.steps, spec.block)
+        if n_blocks == 1:  # quiet: the whole run is one block, no loop around it
+            carry, hist = run_block(carry, jnp.int32(0), spec.block)
+        else:
+            starts = jnp.arange(n_blocks, dtype=jnp.int32) * spec.block
+            carry, hist = jax.lax.scan(lambda c, t0: run_block(c, t0, spec.block), carry, starts)
+            hist = jax.tree.map(lambda h: h.reshape(-1), hist)
+        if rest:
+            carry, tail = run_block(carry, jnp.int32(n_blocks * spec.block), rest)
+            hist = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), hist, tail)
+        params, _, dead_at = carry
+        return params, *hist, dead_at
 
-        carry, hist = _lockstep(member, spec.width)(lrs, hps, seed_index, carry)
-        if spec.progress:
-            jax.debug.callback(_progress_hook, n * width)
-        return carry, hist
-
-    n_blocks, rest = divmod(spec.steps, spec.block)
-    if n_blocks == 1:  # quiet: the whole run is one block, no loop around it
-        carry, hist = run_block(carry, jnp.int32(0), spec.block)
-    else:
-        starts = jnp.arange(n_blocks, dtype=jnp.int32) * spec.block
-        carry, hist = jax.lax.scan(lambda c, t0: run_block(c, t0, spec.block), carry, starts)
-        # (blocks, width, block) -> (width, blocks * block)
-        hist = jax.tree.map(lambda h: jnp.moveaxis(h, 0, 1).reshape(width, -1), hist)
-    if rest:
-        carry, tail = run_block(carry, n_blocks * spec.block, rest)
-        hist = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), hist, tail)
-    params, _, dead_at = carry
-    losses, norms = hist
-    return params, losses, norms, dead_at
+    return _lockstep(member, spec.width)(*members)
 
 
 def _run_local(spec: _Spec, lrs, hps, seed_index, param_index, seed_params, order, data, threshold):
@@ -874,8 +874,8 @@ def sweep(
         if params is None:
             raise ValueError("Give the initial `params`, or `init_fn` to draw them per seed.")
         check_params(params)
-        seed_params = jax.tree.map(lambda x: jnp.asarray(x)[None], params)
-    one_params = jax.tree.map(lambda x: x[0], seed_params)
+        seed_params = params
+    one_params = jax.tree.map(lambda x: x[0], seed_params) if init_fn is not None else params
     if minibatch:
         data = jax.tree.map(jnp.asarray, data)
         order = _batch_orders(data_keys, n=n, batch_size=batch_size, epochs=epochs)
@@ -924,6 +924,7 @@ def sweep(
         block=min(PROGRESS_EVERY, steps) if bar is not None else steps,
         progress=bar is not None,
         mesh=mesh,
+        per_seed_params=init_fn is not None,
     )
 
     config = {
@@ -962,7 +963,7 @@ def sweep(
         return part
 
     outputs = []
-    resumed = 0
+    resumed = rerun = 0
     try:
         for i in range(n_chunks):
             path = None if folder is None else _chunk_path(folder, i)
@@ -983,8 +984,11 @@ def sweep(
             if bar is not None:
                 _progress_bars.append(bar)
             try:
-                out = _run_chunk(*args, seed_params, order, data, threshold_arr, spec=spec)
-                out = jax.tree.map(np.asarray, out)
+                consts = (seed_params, order, data, threshold_arr)
+                out = jax.tree.map(np.asarray, _run_chunk(*args, *consts, spec=spec._replace(checked=False)))
+                if not _clean(out, threshold):
+                    out = jax.tree.map(np.asarray, _run_chunk(*args, *consts, spec=spec))
+                    rerun += 1
             finally:
                 if bar is not None:
                     _progress_bars.remove(bar)
@@ -1001,18 +1005,20 @@ def sweep(
     shape = tuple(len(v) for v in members.axes.values())
 
     def assemble(parts):
-        return np.concatenate(parts, axis=0)[:m].reshape(shape + parts[0].shape[1:])
+        whole = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        return whole[:m].reshape(shape + parts[0].shape[1:])
 
     params_out = jax.tree.map(lambda *xs: assemble(xs), *[o[0] for o in outputs])
     losses, norms, dead_at = (assemble([o[j] for o in outputs]) for j in range(1, 4))
     dead = dead_at >= 0
-    after = np.arange(steps) > np.where(dead, dead_at, steps)[..., None]
-    losses, norms = np.where(after, np.nan, losses), np.where(after, np.nan, norms)
+    if dead.any():
+        after = np.arange(steps) > np.where(dead, dead_at, steps)[..., None]
+        losses, norms = np.where(after, np.nan, losses), np.where(after, np.nan, norms)
     hyper = {"learning_rate": members.lrs.reshape(shape), **{k: v.reshape(shape) for k, v in members.hps.items()}}
     if seeds_arr is not None:
         hyper["seed"] = seeds_arr[members.seed_index].reshape(shape)
     config.update(
-        {"chunks": n_chunks, "chunks_resumed": resumed, "platform": platform, "wall_s": time.perf_counter() - t_start}
+        {"chunks": n_chunks, "chunks_resumed": resumed, "chunks_rerun_checked": rerun, "platform": platform, "wall_s": time.perf_counter() - t_start}
     )
     return SweepResult(
         axes=members.axes,
@@ -1023,6 +1029,20 @@ def sweep(
         params=params_out,
         hyperparams=hyper,
         config=config,
+    )
+
+
+def _clean(out, threshold: float) -> bool:
+    """Whether no member of a fast-path chunk diverged: every loss finite and within the
+    threshold, every gradient norm finite, every final param finite. Updates are added
+    to the params, so a param that turned non-finite at any step is still non-finite at
+    the end; hence this holds exactly when the step-by-step check would never fire."""
+    params, losses, norms, _ = out
+    return bool(
+        np.isfinite(losses).all()
+        and (losses <= threshold).all()
+        and np.isfinite(norms).all()
+        and all(np.isfinite(x).all() for x in jax.tree.leaves(params))
     )
 
 
