@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import math
 import os
 import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
@@ -280,6 +282,17 @@ def environment() -> dict[str, Any]:
     except ImportError:
         env["optax"] = None
     return env
+
+
+def write_results(out_dir: str | Path, name: str, quick: bool, result: dict[str, Any], md: str) -> tuple[Path, Path]:
+    """Write ``{name}_{platform}[_quick].json`` and ``.md`` under ``out_dir``; return both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}_{result['environment']['platform']}" + ("_quick" if quick else "")
+    paths = out / f"{stem}.json", out / f"{stem}.md"
+    paths[0].write_text(json.dumps(result, indent=2, default=str) + "\n")
+    paths[1].write_text(md)
+    return paths
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left: int = 1) -> str:

@@ -65,7 +65,6 @@ platform: JAX picks the device.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -928,13 +927,9 @@ def main(argv=None) -> dict[str, Any]:
         "total_runtime_s": time.perf_counter() - t_start,
     }
     md = build_markdown(result)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"loop_overhead_{env['platform']}" + ("_quick" if args.quick else "")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / f"{stem}.md").write_text(md)
+    json_path, md_path = T.write_results(args.out, "loop_overhead", args.quick, result, md)
     print(md)
-    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+    log(f"wrote {json_path} and {md_path}")
     return result
 
 

@@ -60,7 +60,6 @@ Writes ``<out>/sweep_speedup_<platform>.json`` and ``.md`` (``--quick``:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -634,13 +633,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "total_runtime_s": time.perf_counter() - t_start,
     }
     md = build_markdown(result)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"sweep_speedup_{env['platform']}" + ("_quick" if args.quick else "")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / f"{stem}.md").write_text(md)
+    json_path, md_path = T.write_results(args.out, "sweep_speedup", args.quick, result, md)
     print(md)
-    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+    log(f"wrote {json_path} and {md_path}")
     return result
 
 

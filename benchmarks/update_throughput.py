@@ -44,8 +44,6 @@ and prints the markdown table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 import warnings
@@ -476,13 +474,9 @@ def main(argv=None) -> dict[str, Any]:
     }
     md = build_markdown(result)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"update_throughput_{env['platform']}" + ("_quick" if args.quick else "")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(md)
+    json_path, md_path = T.write_results(args.out, "update_throughput", args.quick, result, md)
     print(md)
-    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}", file=sys.stderr)
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return result
 
 

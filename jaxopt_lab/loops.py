@@ -75,10 +75,10 @@ def _check_count(name: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
-def _check_optimizer(optimizer: Any) -> None:
+def _check_optimizer(optimizer: Any, name: str = "optimizer") -> None:
     if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
         raise TypeError(
-            "`optimizer` must have callable `.init` and `.update` (e.g. jol.adam(1e-3) or an "
+            f"`{name}` must have callable `.init` and `.update` (e.g. jol.adam(1e-3) or an "
             f"optax transform), got {type(optimizer).__name__}."
         )
 

@@ -72,6 +72,7 @@ from jaxopt_lab.base import Params, check_params, check_scalar_fn
 from jaxopt_lab.loops import (
     _check_callable,
     _check_count,
+    _check_optimizer,
     _check_key,
     _update,
     _value_and_grad,
@@ -441,12 +442,7 @@ def _check_make_optimizer(make_optimizer: Any, lr: float, hp: dict[str, float]) 
             f"`make_optimizer` must be a callable lr -> optimizer (e.g. jol.adam or optax.adam), "
             f"got {make_optimizer!r}."
         )
-    opt = make_optimizer(lr, **hp)
-    if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
-        raise TypeError(
-            "`make_optimizer(learning_rate)` must return an object with callable `.init` and "
-            f"`.update`, got {type(opt).__name__}."
-        )
+    _check_optimizer(make_optimizer(lr, **hp), "make_optimizer(learning_rate)")
 
 
 class _Members(NamedTuple):
@@ -527,7 +523,6 @@ class _Spec(NamedTuple):
 
     make_optimizer: Callable
     loss_fn: Callable
-    hp_names: tuple[str, ...]
     steps: int
     minibatch: bool
     has_aux: bool
@@ -902,7 +897,6 @@ def sweep(
     mesh = Mesh(np.array(devices), (_AXIS,)) if n_dev > 1 else None
 
     dtype = _float_dtype()
-    hp_names = tuple(members.hps)
     threshold_arr = np.asarray(threshold, dtype=probe.loss_dtype)
     param_index = members.seed_index if init_fn is not None else np.zeros_like(members.seed_index)
 
@@ -916,7 +910,6 @@ def sweep(
     spec = _Spec(
         make_optimizer=make_optimizer,
         loss_fn=loss_fn,
-        hp_names=hp_names,
         steps=steps,
         minibatch=minibatch,
         has_aux=bool(has_aux),
@@ -996,8 +989,10 @@ def sweep(
                     bar.refresh()
             outputs.append(out)
             if path is not None:
-                _atomic_savez(path, _pack_chunk(out), {"format": "jaxopt_lab.SweepChunk", "index": i,
-                                                        "checksums": {k: _digest(v) for k, v in _pack_chunk(out).items()}})  # fmt: skip
+                packed = _pack_chunk(out)
+                meta = {"format": "jaxopt_lab.SweepChunk", "index": i,
+                        "checksums": {k: _digest(v) for k, v in packed.items()}}  # fmt: skip
+                _atomic_savez(path, packed, meta)
     finally:
         if bar is not None:
             bar.close()
