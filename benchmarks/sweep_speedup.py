@@ -39,6 +39,11 @@ inside ``_timing.CompileEvents``: trace + lower + XLA compile seconds, medians o
 Workload 4 -- scaling: warm ``jol.sweep`` on workload 1's Rosenbrock sweep with K = 64,
 256 and 1024, interleaved, to show the cost per member.
 
+Workload 5 -- many members against one: warm ``jol.sweep`` on workload 2's digits MLP
+(300 steps) with K = 1 and K = 64 learning rates on an accelerator (K = 8 on a CPU,
+where members cost time in proportion; ``--quick``: 50 steps, K = 4), interleaved. The
+sweep issue's GPU goal: K = 64 in at most 2x the time of K = 1.
+
 Timing rules (``benchmarks/_timing.py``): every sample is one whole call (a whole sweep)
 blocked on its outputs (``jol.sweep`` returns numpy arrays, so its call is synchronous);
 variants of one workload are timed interleaved (order reversed every round) after
@@ -90,6 +95,7 @@ MLP_HIDDEN, MLP_LR_RANGE = 128, (-4.0, -1.0)
 MLP_STEPS, MLP_K = (50, 300), (4, 16)  # (quick, full)
 COMPILE_STEPS, COMPILE_KS = 200, ((1, 256), (1, 1024))  # (quick, full)
 SCALING_KS = (64, 256, 1024)
+MEMBERS_K_ACCEL, MEMBERS_K_CPU, MEMBERS_K_QUICK = 64, 8, 4
 
 # Variant names (also the JSON keys).
 PYLOOP = "python loop"
@@ -422,6 +428,39 @@ def bench_scaling(args: argparse.Namespace, log: Log) -> dict[str, Any]:
             "steps": ROSEN_STEPS, "repeats": args.repeats, "variants": rows}
 
 
+# --------------------------------------------------------------------------- workload 5
+
+
+def bench_members(args: argparse.Namespace, log: Log) -> dict[str, Any]:
+    q = int(not args.quick)
+    steps = MLP_STEPS[q]
+    on_cpu = jax.default_backend() == "cpu"
+    big_k = MEMBERS_K_QUICK if args.quick else (MEMBERS_K_CPU if on_cpu else MEMBERS_K_ACCEL)
+    prob = jol.problems.digits_mlp(hidden=MLP_HIDDEN)
+    train = jax.device_put(prob.train)
+    params = jax.block_until_ready(prob.init_params(jax.random.key(0)))
+
+    def loss(p: Any) -> jax.Array:
+        return prob.loss(p, train)
+
+    benches = []
+    for k in (1, big_k):
+        # K = 1 takes the middle of the grid: a learning rate that trains, not an edge
+        lrs = logspace(MLP_LR_RANGE, k) if k > 1 else jnp.asarray([10 ** np.mean(MLP_LR_RANGE)])
+        benches.append(T.CallBench(f"K={k}", jol.sweep, (jol.adam, loss, params, lrs, steps), k=k))
+    comp = {b.name: first_call(lambda b=b: b.fn(*b.args)) for b in benches}
+    T.run_interleaved(benches, repeats=args.mlp_repeats, warmup=args.mlp_warmup, number=1)
+    rows = summarise(benches, benches[0].name, {b.name: b.info["k"] for b in benches})
+    for b in benches:
+        rows[b.name]["compile"] = comp[b.name]
+        rows[b.name]["sweep_config"] = {key: b.last.config[key] for key in ("vmap_width", "chunk_size", "chunks")}
+    log("members vs one done")
+    return {"problem": f"jol.problems.digits_mlp(hidden={MLP_HIDDEN}), full batch, float32, "
+                       "jol.sweep(jol.adam), default options",
+            "steps": steps, "ks": [1, big_k], "repeats": args.mlp_repeats, "variants": rows,
+            "ratio_k_over_1": rows[f"K={big_k}"]["ratio_to_K=1"]}
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -459,7 +498,7 @@ def diffs_line(agree: dict[str, float]) -> str:
 def build_markdown(result: dict[str, Any]) -> str:
     env, cfg = result["environment"], result["config"]
     r, d = result["rosenbrock"], result["digits"]
-    c, s = result["compile_vs_k"], result["scaling"]
+    c, s, mb = result["compile_vs_k"], result["scaling"], result["members_vs_one"]
     lines = [
         f"# Sweep speedup: jol.sweep vs hand-written learning-rate sweeps ({env['platform']})",
         "",
@@ -554,6 +593,20 @@ def build_markdown(result: dict[str, Any]) -> str:
               f"{v['ns_per_member_step']['median']:.2f}",
               "ref" if i == 0 else fmt_ratio(v[f"ratio_to_K={SCALING_KS[0]}"])]
              for i, (name, v) in enumerate(s["variants"].items())]),
+        "",
+        f"## Many members against one: warm jol.sweep on the digits MLP, {mb['steps']} steps, "
+        f"{mb['repeats']} repeats",
+        "",
+        T.markdown_table(
+            ["K", "vmap width", "chunk size", "median ms/call", "min ms", "max ms",
+             "ms/member (median)", "time / K=1 (paired q25-q75)", "1st call s"],
+            [[name, v["sweep_config"]["vmap_width"], v["sweep_config"]["chunk_size"],
+              fmt_ms(v["ms_per_call"]["median"]), fmt_ms(v["ms_per_call"]["min"]),
+              fmt_ms(v["ms_per_call"]["max"]), fmt_ms(v["ms_per_member"]["median"]),
+              "ref" if i == 0 else fmt_ratio(v["ratio_to_K=1"]), f"{v['compile']['wall_s']:.2f}"]
+             for i, (name, v) in enumerate(mb["variants"].items())]),
+        "",
+        f"* K={mb['ks'][1]} / K=1: **{fmt_ratio(mb['ratio_k_over_1'])}**.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -610,6 +663,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     digits = bench_digits(args, log)
     compile_vs_k = bench_compile(args, log)
     scaling = bench_scaling(args, log)
+    members = bench_members(args, log)
 
     result = {
         "benchmark": "sweep_speedup",
@@ -629,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "digits": digits,
         "compile_vs_k": compile_vs_k,
         "scaling": scaling,
+        "members_vs_one": members,
         "load_average_at_end": T.load_average(),
         "total_runtime_s": time.perf_counter() - t_start,
     }

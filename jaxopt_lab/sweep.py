@@ -19,8 +19,11 @@ from XLA's flop estimate of one member's loss-and-gradient so that a group's ste
 big enough to hide the loop overhead but no bigger. Small problems (a 2-D test function)
 are vmapped 64 wide on a CPU, a digits MLP runs one member at a time, which on a CPU is
 faster than vmapping it (batched matmuls cost more per member than plain ones). On a GPU
-the groups are wide. Chunks are padded to a multiple of the width, so a member's numbers
-do not depend on the chunk size: same inputs, same bits.
+the groups are wide, but never wider than the members per device (rounded up to a power
+of two), so a small sweep computes no padding. Chunks are padded to a multiple of the
+width, so a member's numbers do not depend on the chunk size: same inputs and width,
+same bits (a different width may change the last bits on problems with matmuls, as
+batched and plain matmuls round differently; pass ``vmap_width`` to pin it).
 
 With several devices (``devices=``, default every local device) each chunk's members are
 split evenly across a one-axis ``jax.sharding.Mesh`` with ``shard_map``; a device runs
@@ -442,7 +445,17 @@ def _check_make_optimizer(make_optimizer: Any, lr: float, hp: dict[str, float]) 
             f"`make_optimizer` must be a callable lr -> optimizer (e.g. jol.adam or optax.adam), "
             f"got {make_optimizer!r}."
         )
+    # Building an optimizer validates its arguments (~0.2 ms): once per factory and
+    # hyperparameter names is enough, since the values are checked on the host already.
+    try:
+        key = (make_optimizer, tuple(sorted(hp)))
+        if key in _good_factories:
+            return
+    except TypeError:  # an unhashable factory: check every call
+        key = None
     _check_optimizer(make_optimizer(lr, **hp), "make_optimizer(learning_rate)")
+    if key is not None:
+        _good_factories.add(key)
 
 
 class _Members(NamedTuple):
@@ -478,6 +491,7 @@ class _Probe(NamedTuple):
 
 
 _probe_cache: dict[Any, _Probe] = {}
+_good_factories: set[Any] = set()  # (make_optimizer, hyperparameter names) that built an optimizer
 
 
 def _probe(loss_fn, has_aux, params, batch) -> _Probe:
@@ -501,12 +515,15 @@ def _probe(loss_fn, has_aux, params, batch) -> _Probe:
     return _probe_cache[key]
 
 
-def auto_vmap_width(flops: float | None, platform: str) -> int:
+def auto_vmap_width(flops: float | None, platform: str, members: int | None = None) -> int:
     """The default group width: a power of two with ``width * flops`` near the platform's
     target (CPU: 4e6 flops per group step, capped at 64; accelerators: 1e10, capped at
-    1024)."""
+    1024), and no wider than ``members`` rounded up to a power of two, so that a small
+    sweep computes no padding members."""
     target = _TARGET_GROUP_FLOPS.get(platform, _TARGET_GROUP_FLOPS_ACCELERATOR)
     cap = _MAX_WIDTH.get(platform, _MAX_WIDTH_ACCELERATOR)
+    if members is not None:
+        cap = min(cap, 2 ** math.ceil(math.log2(max(members, 1))))
     if flops is None:
         return min(8, cap)
     width = 2 ** int(math.floor(math.log2(max(1.0, target / max(flops, 1.0)))))
@@ -666,6 +683,14 @@ def _seed_keys(key, seeds):
     return pairs[:, 0], pairs[:, 1]
 
 
+@functools.lru_cache(maxsize=64)
+def _int_seed_keys(seed: int, seeds: tuple[int, ...] | None, config: Any):
+    # config: what changes the keys an int makes (PRNG implementation, x64)
+    with jax.ensure_compile_time_eval():
+        key = _check_key(seed)
+        return _seed_keys(key, None if seeds is None else np.asarray(seeds, np.uint32))
+
+
 @functools.partial(jax.jit, static_argnames=("n", "batch_size", "epochs"))
 def _batch_orders(keys, *, n: int, batch_size: int, epochs: int):
     """``(S, epochs * (n // batch_size), batch_size)``: every seed's example order, the
@@ -683,7 +708,24 @@ def _batch_orders(keys, *, n: int, batch_size: int, epochs: int):
 # --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _placed_scalar(value: float, dtype: np.dtype, place: Any) -> jax.Array:
+    return jax.device_put(np.asarray(value, dtype), place)
+
+
 def _callable_id(fn: Any) -> str:
+    try:
+        return _cached_callable_id(fn)
+    except TypeError:  # unhashable
+        return _make_callable_id(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_callable_id(fn: Any) -> str:
+    return _make_callable_id(fn)
+
+
+def _make_callable_id(fn: Any) -> str:
     """A process-independent name for a function: module, qualified name and a hash of
     its code (so an edited loss is not mistaken for the old one)."""
     if isinstance(fn, functools.partial):
@@ -824,6 +866,7 @@ def sweep(
     lrs = _check_learning_rates(learning_rates)
     hps = _check_hyperparams(make_optimizer, hyperparams, combine, lrs.size)
     seeds_arr = _check_seeds(seeds)
+    int_key = key if isinstance(key, (int, np.integer)) and not isinstance(key, bool) else None
     key = _check_key(key)
     _check_make_optimizer(make_optimizer, float(lrs[0]), {n: float(v[0]) for n, v in hps.items()})
 
@@ -857,7 +900,15 @@ def sweep(
             raise ValueError("`divergence_threshold` must be a number, got NaN.")
 
     # Seeds: one key per seed, split into an init key and a data key.
-    init_keys, data_keys = _seed_keys(key, None if seeds_arr is None else seeds_arr.astype(np.uint32))
+    seeds_u32 = None if seeds_arr is None else seeds_arr.astype(np.uint32)
+    if int_key is not None:  # the common case, cached: a dispatch less per call
+        init_keys, data_keys = _int_seed_keys(
+            int(int_key),
+            None if seeds_u32 is None else tuple(seeds_u32.tolist()),
+            (jax.config.jax_default_prng_impl, jax.config.jax_enable_x64),
+        )
+    else:
+        init_keys, data_keys = _seed_keys(key, seeds_u32)
     if init_fn is not None:
         if params is not None:
             raise ValueError("Give `params` or `init_fn`, not both.")
@@ -888,7 +939,7 @@ def sweep(
     platform = devices[0].platform
     probe = _probe(loss_fn, has_aux, one_params, first_batch)
     if vmap_width is None:
-        vmap_width = auto_vmap_width(probe.flops, platform)
+        vmap_width = auto_vmap_width(probe.flops, platform, -(-m // len(devices)))
     n_dev = len(devices)
     unit = vmap_width * n_dev
     wanted = chunk_size if chunk_size is not None else min(m, DEFAULT_CHUNK_PER_DEVICE * n_dev)
@@ -897,14 +948,15 @@ def sweep(
     mesh = Mesh(np.array(devices), (_AXIS,)) if n_dev > 1 else None
 
     dtype = _float_dtype()
-    threshold_arr = np.asarray(threshold, dtype=probe.loss_dtype)
     param_index = members.seed_index if init_fn is not None else np.zeros_like(members.seed_index)
 
-    if mesh is not None:
-        whole = NamedSharding(mesh, PartitionSpec())
-        seed_params, order, data, threshold_arr = jax.device_put((seed_params, order, data, threshold_arr), whole)
-    else:
-        seed_params, order, data, threshold_arr = jax.device_put((seed_params, order, data, threshold_arr), devices[0])
+    # Placed once for all chunks; arrays already where they belong are not touched.
+    place = NamedSharding(mesh, PartitionSpec()) if mesh is not None else jax.sharding.SingleDeviceSharding(devices[0])
+    seed_params, order, data = jax.tree.map(
+        lambda x: x if isinstance(x, jax.Array) and x.sharding == place else jax.device_put(x, place),
+        (seed_params, order, data),
+    )
+    threshold_arr = _placed_scalar(threshold, np.dtype(probe.loss_dtype), place)
 
     bar = _progress_bar(progress, n_chunks * chunk * steps, "sweep")
     spec = _Spec(
@@ -1033,12 +1085,12 @@ def _clean(out, threshold: float) -> bool:
     to the params, so a param that turned non-finite at any step is still non-finite at
     the end; hence this holds exactly when the step-by-step check would never fire."""
     params, losses, norms, _ = out
-    return bool(
-        np.isfinite(losses).all()
-        and (losses <= threshold).all()
-        and np.isfinite(norms).all()
-        and all(np.isfinite(x).all() for x in jax.tree.leaves(params))
-    )
+
+    def bounded(x: np.ndarray, hi: float = np.inf) -> bool:
+        # min and max propagate NaN, and are the cheapest full passes numpy has
+        return x.size == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()) and x.max() <= hi)
+
+    return bounded(losses, threshold) and bounded(norms) and all(bounded(x) for x in jax.tree.leaves(params))
 
 
 def _pack_chunk(out) -> dict[str, np.ndarray]:

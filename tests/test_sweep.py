@@ -193,6 +193,15 @@ def test_heavy_problem_runs_members_one_at_a_time_and_small_ones_wide():
     assert sweep_module.auto_vmap_width(5.5e7, "cpu") == 1  # digits MLP 64-128-10
     assert sweep_module.auto_vmap_width(5.5e7, "gpu") == 128
     assert sweep_module.auto_vmap_width(None, "cpu") == 8
+    # never wider than the members (rounded up to a power of two): no padded work
+    assert sweep_module.auto_vmap_width(5.5e7, "gpu", members=1) == 1
+    assert sweep_module.auto_vmap_width(5.5e7, "gpu", members=64) == 64
+    assert sweep_module.auto_vmap_width(18.0, "cpu", members=5) == 8
+
+
+def test_small_sweep_computes_no_padding_members():
+    res = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.array([1e-2, 3e-2, 1e-1]), 20)
+    assert res.config["vmap_width"] == 4 and res.config["chunk_size"] == 4
 
 
 # ---------------------------------------------------------------- divergence
