@@ -494,6 +494,22 @@ _probe_cache: dict[Any, _Probe] = {}
 _good_factories: set[Any] = set()  # (make_optimizer, hyperparameter names) that built an optimizer
 
 
+def _flops(fn: Callable, shapes: Any) -> float | None:
+    """XLA's flop estimate for ``fn``: from the lowered program where the backend gives
+    one (CPU), else from the compiled one (GPU gives none before compiling)."""
+    lowered = jax.jit(fn).lower(*shapes)
+    for cost_of in (lowered.cost_analysis, lambda: lowered.compile().cost_analysis()):
+        try:
+            cost = cost_of()
+        except Exception:  # cost analysis is best effort: some backends have none
+            continue
+        if isinstance(cost, (list, tuple)):
+            cost = cost[0] if cost else None
+        if cost and cost.get("flops", 0) > 0:
+            return float(cost["flops"])
+    return None
+
+
 def _probe(loss_fn, has_aux, params, batch) -> _Probe:
     """Check ``loss_fn`` and measure one member's step, once per function and shapes."""
     args = (params,) if batch is None else (params, batch)
@@ -504,14 +520,7 @@ def _probe(loss_fn, has_aux, params, batch) -> _Probe:
         fn = jax.value_and_grad(loss_fn, has_aux=bool(has_aux))
         out = jax.eval_shape(fn, *shapes)[0]
         loss_dtype = (out[0] if has_aux else out).dtype
-        try:
-            cost = jax.jit(fn).lower(*shapes).cost_analysis()
-            if isinstance(cost, (list, tuple)):
-                cost = cost[0] if cost else None
-            flops = float(cost["flops"]) if cost and "flops" in cost else None
-        except Exception:  # cost analysis is best effort: some backends have none
-            flops = None
-        _probe_cache[key] = _Probe(flops, loss_dtype)
+        _probe_cache[key] = _Probe(_flops(fn, shapes), loss_dtype)
     return _probe_cache[key]
 
 
@@ -524,8 +533,8 @@ def auto_vmap_width(flops: float | None, platform: str, members: int | None = No
     cap = _MAX_WIDTH.get(platform, _MAX_WIDTH_ACCELERATOR)
     if members is not None:
         cap = min(cap, 2 ** math.ceil(math.log2(max(members, 1))))
-    if flops is None:
-        return min(8, cap)
+    if flops is None:  # unknown: moderate on a CPU, as wide as allowed on an accelerator
+        return min(8, cap) if platform == "cpu" else cap
     width = 2 ** int(math.floor(math.log2(max(1.0, target / max(flops, 1.0)))))
     return int(min(max(width, 1), cap))
 

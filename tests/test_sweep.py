@@ -197,6 +197,7 @@ def test_heavy_problem_runs_members_one_at_a_time_and_small_ones_wide():
     assert sweep_module.auto_vmap_width(5.5e7, "gpu", members=1) == 1
     assert sweep_module.auto_vmap_width(5.5e7, "gpu", members=64) == 64
     assert sweep_module.auto_vmap_width(18.0, "cpu", members=5) == 8
+    assert sweep_module.auto_vmap_width(None, "gpu", members=64) == 64
 
 
 def test_small_sweep_computes_no_padding_members():
@@ -359,7 +360,8 @@ _DEVICES_SCRIPT = textwrap.dedent(
 
 
 def test_eight_simulated_devices_equal_one_and_split_members_evenly():
-    env = {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu"}  # the simulated devices are CPUs, also where a GPU is present
     out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, check=True,
                          capture_output=True, text=True)  # fmt: skip
     report = json.loads(out.stdout.strip().splitlines()[-1])
