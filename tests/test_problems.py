@@ -536,7 +536,9 @@ def test_cnn_gradients_match_plain_lax_conv_and_support_forward_mode():
 
         return run(params, batch)
 
-    (value, grad, hvp), (value_ref, grad_ref, hvp_ref) = derivs(p.loss), derivs(reference_loss)
+    # Full float32 products: by default a GPU may run convolutions and matmuls in TF32.
+    with jax.default_matmul_precision("highest"):
+        (value, grad, hvp), (value_ref, grad_ref, hvp_ref) = derivs(p.loss), derivs(reference_loss)
     assert float(value) == pytest.approx(float(value_ref), rel=1e-6)
     assert tree_allclose(grad, grad_ref, rtol=1e-4, atol=1e-6)
     assert tree_allclose(hvp, hvp_ref, rtol=1e-3, atol=1e-4)
@@ -550,7 +552,7 @@ def test_data_problems_in_float64():
     batch = jax.tree.map(lambda a: a[:4], mlp.train)
     cnn_batch = jax.tree.map(lambda a: a[:4], cnn.train)
     to64 = functools.partial(jax.tree.map, lambda a: a.astype(jnp.float64))
-    with x64():
+    with x64(), jax.default_matmul_precision("highest"):  # no TF32 on a GPU
         params = to64(params32)
         value, value32 = jax.jit(lambda a, b: (mlp.loss(a, batch), mlp.loss(b, batch)))(
             params, params32)
