@@ -23,6 +23,7 @@ from jaxopt_lab.base import (
     identity,
 )
 from jaxopt_lab.gradients import check_grad, numerical_grad
+from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
 from jaxopt_lab.loops import OptimizeResult, fit, minimize
 from jaxopt_lab.optimizers import (
     adabelief,
@@ -41,6 +42,7 @@ from jaxopt_lab.optimizers import (
     sign_sgd,
     yogi,
 )
+from jaxopt_lab.quasi_newton import bfgs, lbfgs, newton_cg, nonlinear_cg
 from jaxopt_lab.schedules import (
     constant_schedule,
     cosine_decay_schedule,

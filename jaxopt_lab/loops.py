@@ -34,9 +34,11 @@ from jaxopt_lab.base import (
     Static,
     accepts_extra_args,
     apply_updates,
+    is_concrete,
     check_params,
     check_scalar_fn,
 )
+from jaxopt_lab.linesearch import Evaluated
 from jaxopt_lab.transforms import global_norm
 
 
@@ -51,6 +53,8 @@ class OptimizeResult(NamedTuple):
       num_steps: updates made (less than ``steps`` when ``tol`` stopped the run).
       converged: whether the gradient norm fell to ``tol`` (False when no ``tol``).
       aux: the auxiliary output of the last loss evaluation when ``has_aux``, else None.
+      num_fun_evals, num_grad_evals: evaluations of the loss and of its gradient, the
+        line searches' included (a value-and-gradient call counts once in each).
     """
 
     params: Params
@@ -60,6 +64,13 @@ class OptimizeResult(NamedTuple):
     num_steps: jax.Array
     converged: jax.Array
     aux: Any = None
+    num_fun_evals: Any = None
+    num_grad_evals: Any = None
+
+    @property
+    def grad_norm(self) -> jax.Array:
+        """The gradient norm at the final params (when ``converged``: at most ``tol``)."""
+        return self.grad_norms[jnp.minimum(self.num_steps, self.grad_norms.shape[-1] - 1)]
 
 
 # --------------------------------------------------------------------------------------
@@ -143,11 +154,29 @@ def _aux_shape(loss_fn, has_aux, params, *args):
 # --------------------------------------------------------------------------------------
 
 
+def evaluated_state(state: Any) -> Evaluated | None:
+    """The :class:`~jaxopt_lab.linesearch.Evaluated` record of an optimizer that
+    evaluates the loss itself (a quasi-Newton method, or a chain ending in a line
+    search): the value and gradient at the params its last update leads to. None for
+    other optimizers. Only the last transform of a chain counts, since a transform after
+    it would move the params away from the evaluated point."""
+    while True:
+        ev = getattr(state, "evaluated", None)
+        if isinstance(ev, Evaluated):
+            return ev
+        if type(state) is tuple and state:  # a chain's state: look at its last transform
+            state = state[-1]
+            continue
+        return None
+
+
 @functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol"))
 def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_tol):
     check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))  # at trace time only
     optimizer = dyn_opt if static_opt is None else static_opt.value
     state = optimizer.init(params)
+    if evaluated_state(state) is not None:
+        return _minimize_reusing(optimizer, state, params, tol, loss_fn, steps, has_aux, use_tol)
 
     def evaluate(p):
         return _value_and_grad(loss_fn, has_aux, p)
@@ -164,7 +193,8 @@ def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_
         (params, state, aux), (losses, norms) = jax.lax.scan(
             step, (params, state, aux0), None, length=steps
         )
-        return OptimizeResult(params, state, losses, norms, jnp.asarray(steps), jnp.asarray(False), aux)
+        n = jnp.asarray(steps)
+        return OptimizeResult(params, state, losses, norms, n, jnp.asarray(False), aux, n, n)
 
     loss0 = jax.eval_shape(loss_fn, params)
     loss_dtype = (loss0[0] if has_aux else loss0).dtype
@@ -188,12 +218,90 @@ def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_
     aux0 = _aux_shape(loss_fn, has_aux, params)
     init = (jnp.asarray(0), jnp.asarray(False), params, state, history, history, aux0)
     i, done, params, state, losses, norms, aux = jax.lax.while_loop(cond, body, init)
-    # Pad the history after convergence with its last recorded value.
+    losses, norms = _pad_history(losses, norms, i, steps)
+    evals = i + done.astype(i.dtype)  # the converged point was evaluated too
+    return OptimizeResult(params, state, losses, norms, i, done, aux, evals, evals)
+
+
+def _pad_history(losses, norms, i, steps):
+    """After convergence at step i the history repeats its last recorded value."""
     last = jnp.minimum(i, steps - 1)
     idx = jnp.arange(steps)
-    losses = jnp.where(idx > last, losses[last], losses)
-    norms = jnp.where(idx > last, norms[last], norms)
-    return OptimizeResult(params, state, losses, norms, i, done, aux)
+    return jnp.where(idx > last, losses[last], losses), jnp.where(idx > last, norms[last], norms)
+
+
+def _minimize_reusing(optimizer, state, params, tol, loss_fn, steps, has_aux, use_tol):
+    """``minimize`` for an optimizer that evaluates the loss at its new params itself:
+    the loss and gradient are computed once at the start, then read from the optimizer's
+    state after every update, so an iteration costs the line search's evaluations only.
+    The tolerance is tested before an update (in the loop's condition), so no work is
+    spent on an update that would be thrown away."""
+    loss, aux, grads = _value_and_grad(loss_fn, has_aux, params)
+    dtype = loss.dtype
+
+    def step(p, s, loss, grads):
+        new_p, new_s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, ())
+        ev = evaluated_state(new_s)
+        return new_p, new_s, ev.value.astype(dtype), ev.grad
+
+    if not use_tol:
+
+        def scan_step(carry, _):
+            p, s, loss, grads = carry
+            norm = global_norm(grads).astype(dtype)
+            p, s, new_loss, new_grads = step(p, s, loss, grads)
+            return (p, s, new_loss, new_grads), (loss, norm)
+
+        (params, state, loss, grads), (losses, norms) = jax.lax.scan(
+            scan_step, (params, state, loss, grads), None, length=steps
+        )
+        n, done = jnp.asarray(steps), jnp.asarray(False)
+    else:
+        history = jnp.zeros((steps,), dtype)
+
+        def cond(carry):
+            i, _, _, _, grads, _, _ = carry
+            return (i < steps) & ~(global_norm(grads).astype(dtype) <= tol)
+
+        def body(carry):
+            i, p, s, loss, grads, losses, norms = carry
+            losses = losses.at[i].set(loss)
+            norms = norms.at[i].set(global_norm(grads).astype(dtype))
+            p, s, loss, grads = step(p, s, loss, grads)
+            return i + 1, p, s, loss, grads, losses, norms
+
+        init = (jnp.asarray(0), params, state, loss, grads, history, history)
+        n, params, state, loss, grads, losses, norms = jax.lax.while_loop(cond, body, init)
+        final_norm = global_norm(grads).astype(dtype)
+        done = final_norm <= tol
+        # record the converged point itself (when there is room) like the other loop
+        at = jnp.minimum(n, steps - 1)
+        keep = n < steps
+        losses = losses.at[at].set(jnp.where(keep, loss, losses[at]))
+        norms = norms.at[at].set(jnp.where(keep, final_norm, norms[at]))
+        losses, norms = _pad_history(losses, norms, n, steps)
+    if has_aux:  # the line searches drop the aux: evaluate it once at the final params
+        aux = _value_and_grad(loss_fn, has_aux, params)[1]
+    ev = evaluated_state(state)
+    return OptimizeResult(params, state, losses, norms, n, done, aux,
+                          1 + ev.num_fun_evals, 1 + ev.num_grad_evals)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "has_aux"))
+def _start_value(params, *, loss_fn, has_aux):
+    out = loss_fn(params)
+    return out[0] if has_aux else out
+
+
+def _check_finite_start(loss_fn, has_aux, params) -> None:
+    """A line search cannot start from a non-finite value: say so before running."""
+    check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))
+    value = _start_value(params, loss_fn=loss_fn, has_aux=bool(has_aux))
+    if not np.isfinite(np.asarray(value)):
+        raise ValueError(
+            f"loss_fn(params) is {float(value)} at the starting point; a line-search "
+            "method needs a finite value there (check the starting point and the loss)."
+        )
 
 
 def minimize(
@@ -225,6 +333,8 @@ def minimize(
     check_params(params)
     _check_callable(loss_fn)
     _check_tol(tol)
+    if is_concrete(params) and evaluated_state(jax.eval_shape(optimizer.init, params)) is not None:
+        _check_finite_start(loss_fn, has_aux, params)
     dyn, static = _split_optimizer(optimizer)
     return _minimize(
         params,
@@ -298,7 +408,7 @@ def _fit(params, dyn_opt, data, key, *, loss_fn, batch_size, epochs, has_aux, st
     total = losses.size
     return OptimizeResult(
         params, state, losses.reshape(total), norms.reshape(total), jnp.asarray(total),
-        jnp.asarray(False), aux,
+        jnp.asarray(False), aux, jnp.asarray(total), jnp.asarray(total),
     )  # fmt: skip
 
 

@@ -1,0 +1,416 @@
+r"""Line searches: choose the step :math:`\alpha` along a direction :math:`d`.
+
+Both searches work on :math:`\phi(\alpha) = f(x + \alpha d)` with
+:math:`\phi'(\alpha) = \nabla f(x + \alpha d)^\top d`, and need a descent direction
+(:math:`\phi'(0) < 0`). They run inside ``lax.while_loop``, so they compile, ``vmap``
+(each member stops on its own test; the batch runs as long as its slowest member) and
+differentiate like any other JAX code.
+
+* :func:`armijo_search`: backtracking until the *sufficient decrease* (Armijo) condition
+  :math:`\phi(\alpha) \le \phi(0) + c_1 \alpha \phi'(0)` holds, shrinking
+  :math:`\alpha` by ``decrease_factor`` (Nocedal & Wright, *Numerical Optimization*, 2nd
+  ed., 2006, Algorithm 3.1).
+* :func:`zoom_search`: the *strong Wolfe* conditions, sufficient decrease plus
+  :math:`|\phi'(\alpha)| \le c_2 |\phi'(0)|`, by bracketing and zooming with safeguarded
+  cubic interpolation (Nocedal & Wright, Algorithms 3.5 and 3.6, and eq. 3.59).
+
+:func:`backtracking_linesearch` and :func:`zoom_linesearch` wrap them as transforms: the
+incoming updates are the direction, the outgoing ones :math:`\alpha d`. They need the
+extra arguments ``value``, ``grad`` and ``value_fn`` (``jol.minimize`` passes them), so
+they can follow any first-order optimizer in a chain, e.g.
+``jol.chain(jol.sgd(1.0), jol.zoom_linesearch())``.
+
+Both record the value and gradient at the point they accept (:class:`Evaluated`), which
+``jol.minimize`` reuses instead of evaluating again, and count the function and gradient
+evaluations they make.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind, check_same_structure
+
+# --------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------
+
+
+class Evaluated(NamedTuple):
+    """The loss value and gradient at the params the last update leads to, and the
+    evaluations made so far. ``jol.minimize`` reads them to skip a re-evaluation."""
+
+    value: jax.Array
+    grad: Params
+    num_fun_evals: jax.Array
+    num_grad_evals: jax.Array
+    num_hvp_evals: jax.Array  # Hessian-vector products (Newton-CG)
+
+
+def tree_vdot(a: Params, b: Params) -> jax.Array:
+    """:math:`\\sum_i a_i b_i` over all leaves, accumulated in the leaves' dtype."""
+    parts = [jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
+
+
+def tree_axpy(alpha: jax.Array, x: Params, y: Params) -> Params:
+    """:math:`\\alpha x + y`, leaf by leaf, keeping each leaf's dtype."""
+    return jax.tree.map(lambda a, b: (alpha * a + b).astype(b.dtype), x, y)
+
+
+def tree_scale(alpha: jax.Array, x: Params) -> Params:
+    return jax.tree.map(lambda a: (alpha * a).astype(a.dtype), x)
+
+
+def require_extra_args(name: str, value: Any, grad: Any, value_fn: Any) -> None:
+    """A clear error when an optimizer that evaluates the loss is called without it."""
+    missing = [n for n, v in (("value", value), ("grad", grad), ("value_fn", value_fn)) if v is None]
+    if missing:
+        raise TypeError(
+            f"{name} evaluates the loss itself, so `update` needs the keyword arguments "
+            f"value=f(params), grad=∇f(params) and value_fn=f (missing: {', '.join(missing)}). "
+            f"jol.minimize passes them; by hand: "
+            f"opt.update(grad, state, params, value=f(params), grad=grad, value_fn=f)."
+        )
+
+
+class SearchResult(NamedTuple):
+    """An accepted step: :math:`\\alpha`, :math:`f` and :math:`\\nabla f` there, the
+    evaluations spent, and whether the line search's conditions were met."""
+
+    step: jax.Array
+    value: jax.Array
+    grad: Params
+    num_evals: jax.Array
+    ok: jax.Array
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+    return value
+
+
+def _check_open_unit(name: str, value: Any) -> float:
+    """A line-search constant: a Python number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a number in (0, 1), got {value!r}.")
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"`{name}` must be in (0, 1), got {value!r}.")
+    return float(value)
+
+
+def _check_wolfe(c1: Any, c2: Any | None) -> None:
+    _check_open_unit("c1", c1)
+    if c2 is not None and not c1 < _check_open_unit("c2", c2):
+        raise ValueError(f"The Wolfe conditions need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}.")
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------
+# Armijo backtracking
+# --------------------------------------------------------------------------------------
+
+
+def armijo_search(
+    value_and_grad_fn: Callable[[Params], tuple[jax.Array, Params]],
+    params: Params,
+    direction: Params,
+    value: jax.Array,
+    grad: Params,
+    initial_step: jax.Array,
+    *,
+    c1: Any = 1e-4,
+    decrease_factor: Any = 0.5,
+    max_steps: int = 30,
+) -> SearchResult:
+    r"""Backtrack from ``initial_step`` until
+    :math:`f(x + \alpha d) \le f(x) + c_1 \alpha \nabla f(x)^\top d` (and the value is
+    finite), multiplying :math:`\alpha` by ``decrease_factor``; at most ``max_steps``
+    evaluations. When none passes, the last (smallest) step is returned with ``ok``
+    False."""
+    slope = tree_vdot(grad, direction)
+    dtype = jnp.result_type(value)
+    step0 = jnp.asarray(initial_step, dtype)
+
+    def trial(step):
+        f, g = value_and_grad_fn(tree_axpy(step, direction, params))
+        return f, g
+
+    def passes(step, f):
+        return jnp.isfinite(f) & (f <= value + c1 * step * slope)
+
+    f0, g0 = trial(step0)
+
+    def cond(carry):
+        i, step, f, _ = carry
+        return (i < max_steps) & ~passes(step, f)
+
+    def body(carry):
+        i, step, _, _ = carry
+        step = step * decrease_factor
+        f, g = trial(step)
+        return i + 1, step, f, g
+
+    i, step, f, g = jax.lax.while_loop(cond, body, (jnp.asarray(1), step0, f0, g0))
+    return SearchResult(step, f, g, i, passes(step, f))
+
+
+# --------------------------------------------------------------------------------------
+# Strong Wolfe: bracket and zoom
+# --------------------------------------------------------------------------------------
+
+
+def _cubic_minimizer(a, fa, da, b, fb, db):
+    r"""Minimizer of the cubic through :math:`(a, f_a, f'_a)` and :math:`(b, f_b, f'_b)`
+    (Nocedal & Wright eq. 3.59); NaN when it has none."""
+    d1 = da + db - 3.0 * (fa - fb) / (a - b)
+    disc = d1 * d1 - da * db
+    d2 = jnp.sign(b - a) * jnp.sqrt(jnp.where(disc >= 0, disc, jnp.nan))
+    return b - (b - a) * (db + d2 - d1) / (db - da + 2.0 * d2)
+
+
+class _Zoom(NamedTuple):
+    i: jax.Array  # evaluations made
+    done: jax.Array
+    bracketed: jax.Array  # stage: False while bracketing, True while zooming
+    lo: jax.Array  # the best step with sufficient decrease so far (0 at the start)
+    f_lo: jax.Array
+    d_lo: jax.Array
+    g_lo: Params
+    hi: jax.Array  # the other end of the bracket (while zooming)
+    f_hi: jax.Array
+    d_hi: jax.Array
+    trial: jax.Array  # the next step to evaluate
+    step: jax.Array  # accepted
+    f: jax.Array
+    g: Params
+
+
+def zoom_search(
+    value_and_grad_fn: Callable[[Params], tuple[jax.Array, Params]],
+    params: Params,
+    direction: Params,
+    value: jax.Array,
+    grad: Params,
+    initial_step: jax.Array,
+    *,
+    c1: Any = 1e-4,
+    c2: Any = 0.9,
+    max_steps: int = 30,
+    max_step_size: float = 1e10,
+) -> SearchResult:
+    r"""A step satisfying the strong Wolfe conditions
+
+    .. math::
+        \phi(\alpha) \le \phi(0) + c_1 \alpha \phi'(0), \qquad
+        |\phi'(\alpha)| \le c_2 |\phi'(0)|,
+
+    found by trying ``initial_step``, expanding it (times 2) while the function still
+    decreases with a negative slope, then zooming into the bracket with safeguarded
+    cubic interpolation (Nocedal & Wright, Algorithms 3.5 and 3.6). At most
+    ``max_steps`` evaluations of value and gradient; when they run out, the best step
+    with sufficient decrease seen is returned (``ok`` False), or the step 0 if none had.
+    """
+    dtype = jnp.result_type(value)
+    slope = tree_vdot(grad, direction).astype(dtype)
+    zero = jnp.zeros((), dtype)
+    step0 = jnp.minimum(jnp.asarray(initial_step, dtype), max_step_size)
+    f_tol = 4 * jnp.finfo(dtype).eps * jnp.abs(jnp.asarray(value, dtype))
+
+    def body(z: _Zoom) -> _Zoom:
+        a = z.trial
+        f, g = value_and_grad_fn(tree_axpy(a, direction, params))
+        d = tree_vdot(g, direction).astype(dtype)
+        finite = jnp.isfinite(f) & jnp.isfinite(d)
+        # a is "worse" when it fails sufficient decrease or is no lower than the low end:
+        # it becomes the high end. Otherwise it is the new low end, accepted if the
+        # slope is flat enough; the old low end becomes the high end when the slope at
+        # a points back past it (Algorithm 3.5's phi'(a) >= 0, 3.6's phi'(a)(hi - lo) >= 0).
+        # Values within rounding of each other are not told apart (f_tol): near a
+        # minimizer the decrease along d falls under the rounding of f, and the slope
+        # alone then decides (the approximate Wolfe idea of Hager & Zhang, 2005).
+        worse = ~(finite & (f <= value + c1 * a * slope + f_tol)) | (f > z.f_lo + f_tol)
+        accept = ~worse & (jnp.abs(d) <= -c2 * slope)
+        turn = ~worse & jnp.where(z.bracketed, d * (z.hi - z.lo) >= 0, d >= 0)
+        bracketed = z.bracketed | worse | turn
+
+        def pick(cond, x, y):
+            return jax.tree.map(lambda u, v: jnp.where(cond, u, v), x, y)
+
+        lo, f_lo, d_lo, g_lo = pick(worse, (z.lo, z.f_lo, z.d_lo, z.g_lo), (a, f, d, g))
+        hi, f_hi, d_hi = pick(worse, (a, f, d), pick(turn, (z.lo, z.f_lo, z.d_lo), (z.hi, z.f_hi, z.d_hi)))
+        # next trial: double while bracketing; in the bracket, the cubic's minimizer when
+        # it lies well inside (10% from either end), else the midpoint
+        width = hi - lo
+        cubic = _cubic_minimizer(lo, f_lo, d_lo, hi, f_hi, d_hi)
+        inside = jnp.isfinite(cubic) & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width)) & (
+            jnp.abs(hi - cubic) > 0.1 * jnp.abs(width)
+        )
+        next_trial = jnp.where(bracketed, jnp.where(inside, cubic, lo + 0.5 * width),
+                               jnp.minimum(2.0 * a, max_step_size))
+        return _Zoom(
+            i=z.i + 1, done=accept, bracketed=bracketed,
+            lo=lo, f_lo=f_lo, d_lo=d_lo, g_lo=g_lo, hi=hi, f_hi=f_hi, d_hi=d_hi, trial=next_trial,
+            step=jnp.where(accept, a, z.step), f=jnp.where(accept, f, z.f), g=pick(accept, g, z.g),
+        )  # fmt: skip
+
+    init = _Zoom(
+        i=jnp.asarray(0),
+        done=jnp.asarray(False),
+        bracketed=jnp.asarray(False),
+        lo=zero,
+        f_lo=jnp.asarray(value, dtype),
+        d_lo=slope,
+        g_lo=grad,
+        hi=zero,
+        f_hi=jnp.asarray(value, dtype),
+        d_hi=slope,
+        trial=step0,
+        step=zero,
+        f=jnp.asarray(value, dtype),
+        g=grad,
+    )
+    z = jax.lax.while_loop(lambda z: (z.i < max_steps) & ~z.done, body, init)
+    # Out of evaluations: fall back on the low end (sufficient decrease, or step 0).
+    step = jnp.where(z.done, z.step, z.lo)
+    f = jnp.where(z.done, z.f, z.f_lo)
+    g = jax.tree.map(lambda u, v: jnp.where(z.done, u, v), z.g, z.g_lo)
+    return SearchResult(step, f, g, z.i, z.done)
+
+
+# --------------------------------------------------------------------------------------
+# As transforms
+# --------------------------------------------------------------------------------------
+
+
+class LineSearchState(NamedTuple):
+    """``step``: the last accepted step; ``prev_value``: the loss before the last step
+    (for the next initial step); ``evaluated``: see :class:`Evaluated`."""
+
+    step: jax.Array
+    prev_value: jax.Array
+    evaluated: Evaluated
+
+
+def initial_step_guess(value: jax.Array, prev_value: jax.Array, slope: jax.Array, first: jax.Array) -> jax.Array:
+    r"""The first trial step: :math:`\min(1, 2.02\,(f_k - f_{k-1}) / \phi'(0))`,
+    i.e. the step at which a quadratic with the last decrease would bottom out (Nocedal
+    & Wright eq. 3.60, capped at the unit step). On the first iteration
+    :math:`f_{k-1}` is taken as :math:`f_0 + \lVert\nabla f_0\rVert / 2`, which makes
+    the first step about unit length along the steepest-descent direction."""
+    guess = 2.02 * (value - prev_value) / slope
+    guess = jnp.where(jnp.isfinite(guess) & (guess > 0), guess, 1.0)
+    return jnp.minimum(1.0, guess)
+
+
+def _ls_init(h: HParams, params: Params) -> LineSearchState:
+    leaves = jax.tree.leaves(params)
+    dtype = jnp.result_type(*leaves) if leaves else jnp.float32
+    dtype = dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
+    nan = jnp.full((), jnp.nan, dtype)
+    zeros = jnp.zeros((), jnp.int32)
+    return LineSearchState(
+        jnp.ones((), dtype), nan, Evaluated(nan, jax.tree.map(jnp.zeros_like, params), zeros, zeros, zeros)
+    )
+
+
+def _ls_update(h: HParams, updates, state: LineSearchState, params=None, *, value=None, grad=None,
+               value_fn=None, **extra):
+    del extra
+    require_extra_args(h.name, value, grad, value_fn)
+    if params is None:
+        raise TypeError(f"{h.name} needs `params`.")
+    check_same_structure(updates, params, "params")
+    value = jnp.asarray(value)
+    slope = tree_vdot(grad, updates)
+    first = jnp.isnan(state.prev_value)
+    prev = jnp.where(first, value + jnp.sqrt(tree_vdot(grad, grad)) / 2, state.prev_value)
+    if h.kind == "armijo":
+        start = jnp.where(first, 1.0, state.step / h.decrease_factor) if h.reuse_step else 1.0
+        start = jnp.minimum(start, h.max_step_size)
+        res = armijo_search(jax.value_and_grad(value_fn), params, updates, value, grad, start,
+                            c1=h.c1, decrease_factor=h.decrease_factor, max_steps=h.max_steps)
+    else:
+        start = initial_step_guess(value, prev, slope, first)
+        res = zoom_search(jax.value_and_grad(value_fn), params, updates, value, grad, start,
+                          c1=h.c1, c2=h.c2, max_steps=h.max_steps, max_step_size=h.max_step_size)
+    ev = state.evaluated
+    evaluated = Evaluated(res.value, res.grad, ev.num_fun_evals + res.num_evals,
+                          ev.num_grad_evals + res.num_evals, ev.num_hvp_evals)
+    return tree_scale(res.step, updates), LineSearchState(res.step, value, evaluated)
+
+
+def backtracking_linesearch(
+    c1: float = 1e-4,
+    decrease_factor: float = 0.5,
+    max_steps: int = 30,
+    *,
+    reuse_step: bool = False,
+    max_step_size: float = 1.0,
+) -> Optimizer:
+    r"""Scale the incoming direction :math:`d` by the first step of
+    :math:`1, \rho, \rho^2, \dots` (:math:`\rho` = ``decrease_factor``) with sufficient
+    decrease :math:`f(x + \alpha d) \le f(x) + c_1 \alpha \nabla f^\top d` (Armijo;
+    Nocedal & Wright Algorithm 3.1). With ``reuse_step`` the search starts from the
+    last accepted step over :math:`\rho` (capped at ``max_step_size``) instead of 1.
+
+    Needs ``value``, ``grad`` and ``value_fn`` at ``update`` (``jol.minimize`` passes
+    them): ``jol.chain(jol.sgd(1.0), jol.backtracking_linesearch())``.
+    """
+    _check_wolfe(c1, None)
+    _check_open_unit("decrease_factor", decrease_factor)
+    _check_positive_int("max_steps", max_steps)
+    _check_positive("max_step_size", max_step_size)
+    return Optimizer(
+        bind(_ls_init),
+        bind(_ls_update, name="backtracking_linesearch", kind="armijo", c1=c1,
+             decrease_factor=decrease_factor, max_steps=max_steps, reuse_step=Static(bool(reuse_step)),
+             max_step_size=max_step_size, c2=None),
+    )
+
+
+def zoom_linesearch(
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    max_steps: int = 30,
+    *,
+    max_step_size: float = 1e10,
+) -> Optimizer:
+    r"""Scale the incoming direction :math:`d` by a step satisfying the strong Wolfe
+    conditions (see :func:`zoom_search`); the first trial step follows Nocedal & Wright
+    eq. 3.60 (:func:`initial_step_guess`). ``c2 = 0.9`` suits quasi-Newton directions,
+    ``c2 = 0.1`` to ``0.4`` conjugate gradients.
+
+    Needs ``value``, ``grad`` and ``value_fn`` at ``update`` (``jol.minimize`` passes
+    them): ``jol.chain(jol.sgd(1.0), jol.zoom_linesearch())``.
+    """
+    _check_wolfe(c1, c2)
+    _check_positive_int("max_steps", max_steps)
+    _check_positive("max_step_size", max_step_size)
+    return Optimizer(
+        bind(_ls_init),
+        bind(_ls_update, name="zoom_linesearch", kind="zoom", c1=c1, c2=c2,
+             max_steps=max_steps, max_step_size=max_step_size, decrease_factor=None,
+             reuse_step=Static(False)),
+    )
+
+
+__all__ = [
+    "Evaluated",
+    "LineSearchState",
+    "SearchResult",
+    "armijo_search",
+    "backtracking_linesearch",
+    "initial_step_guess",
+    "zoom_linesearch",
+    "zoom_search",
+]

@@ -1,0 +1,88 @@
+"""Armijo backtracking and the strong-Wolfe zoom: the conditions they promise hold."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jaxopt_lab as jol
+from jaxopt_lab import linesearch as ls
+
+ROSEN = jol.problems.rosenbrock(2)
+
+
+def _phi(f, x, d):
+    return lambda a: float(f(x + a * d)), lambda a: float(jnp.vdot(jax.grad(f)(x + a * d), d))
+
+
+@settings(max_examples=25, deadline=None)
+@given(x=st.tuples(st.floats(-2, 2), st.floats(-1, 3)), start=st.floats(1e-3, 10.0))
+def test_zoom_meets_the_strong_wolfe_conditions(x, start):
+    x = jnp.asarray(x, jnp.float32)
+    f = ROSEN.fn
+    g = jax.grad(f)(x)
+    if float(jnp.linalg.norm(g)) < 1e-3:
+        return
+    d = -g / jnp.linalg.norm(g)
+    res = _zoom(x, d, f(x), g, start)
+    phi, dphi = _phi(f, x, d)
+    slope = float(jnp.vdot(g, d))
+    assert bool(res.ok)
+    a = float(res.step)
+    assert phi(a) <= float(f(x)) + 1e-4 * a * slope + 1e-6
+    assert abs(dphi(a)) <= 0.9 * abs(slope) * (1 + 1e-4)
+    np.testing.assert_allclose(res.value, phi(a), rtol=1e-5, atol=1e-6)  # float32, jit vs eager
+
+
+@jax.jit
+def _zoom(x, d, v, g, start):
+    return ls.zoom_search(jax.value_and_grad(ROSEN.fn), x, d, v, g, start)
+
+
+def test_armijo_backtracks_to_sufficient_decrease():
+    f = ROSEN.fn
+    x = jnp.asarray([-1.2, 1.0])
+    g = jax.grad(f)(x)
+    res = ls.armijo_search(jax.value_and_grad(f), x, -g, f(x), g, 1.0)
+    a = float(res.step)
+    assert bool(res.ok) and a < 1.0
+    assert float(f(x - a * g)) <= float(f(x)) - 1e-4 * a * float(jnp.vdot(g, g))
+    assert float(f(x - 2 * a * g)) > float(f(x)) - 1e-4 * 2 * a * float(jnp.vdot(g, g))  # the first that passes
+    assert int(res.num_evals) == round(np.log2(1 / a)) + 1
+
+
+@pytest.mark.parametrize("search", [jol.backtracking_linesearch, jol.zoom_linesearch])
+def test_line_search_after_a_first_order_optimizer_beats_a_fixed_step(search):
+    opt = jol.chain(jol.sgd(1.0), search())
+    res = jol.minimize(ROSEN.fn, ROSEN.x0, opt, 2000, tol=1e-4)
+    fixed = jol.minimize(ROSEN.fn, ROSEN.x0, jol.sgd(1e-3), 2000)
+    # steepest descent zigzags down the valley either way, but the searched steps get
+    # 50x lower than the best fixed step that does not diverge here (measured 60-600x)
+    assert float(res.losses[-1]) < float(fixed.losses[-1]) / 50
+    # minimize reuses the search's evaluation at the new point: one per trial, plus one
+    assert int(res.num_fun_evals) == 1 + int(res.state[-1].evaluated.num_fun_evals)
+
+
+def test_line_search_needs_the_loss_and_says_so():
+    opt = jol.zoom_linesearch()
+    x = jnp.ones(2)
+    with pytest.raises(TypeError, match="value_fn"):
+        opt.update(x, opt.init(x), x)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: jol.zoom_linesearch(c1=0.5, c2=0.4), "c1 < c2"),
+        (lambda: jol.zoom_linesearch(c2=1.0), "c2"),
+        (lambda: jol.backtracking_linesearch(decrease_factor=1.5), "decrease_factor"),
+        (lambda: jol.backtracking_linesearch(max_steps=0), "max_steps"),
+    ],
+)
+def test_bad_line_search_constants(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
