@@ -260,8 +260,8 @@ def _minimize_reusing(optimizer, state, params, tol, loss_fn, steps, has_aux, us
         history = jnp.zeros((steps,), dtype)
 
         def cond(carry):
-            i, _, _, _, grads, _, _ = carry
-            return (i < steps) & ~(global_norm(grads).astype(dtype) <= tol)
+            i, _, _, loss, grads, _, _ = carry
+            return (i < steps) & ~(global_norm(grads).astype(dtype) <= tol) & jnp.isfinite(loss)
 
         def body(carry):
             i, p, s, loss, grads, losses, norms = carry
@@ -285,23 +285,6 @@ def _minimize_reusing(optimizer, state, params, tol, loss_fn, steps, has_aux, us
     ev = evaluated_state(state)
     return OptimizeResult(params, state, losses, norms, n, done, aux,
                           1 + ev.num_fun_evals, 1 + ev.num_grad_evals)  # fmt: skip
-
-
-@functools.partial(jax.jit, static_argnames=("loss_fn", "has_aux"))
-def _start_value(params, *, loss_fn, has_aux):
-    out = loss_fn(params)
-    return out[0] if has_aux else out
-
-
-def _check_finite_start(loss_fn, has_aux, params) -> None:
-    """A line search cannot start from a non-finite value: say so before running."""
-    check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))
-    value = _start_value(params, loss_fn=loss_fn, has_aux=bool(has_aux))
-    if not np.isfinite(np.asarray(value)):
-        raise ValueError(
-            f"loss_fn(params) is {float(value)} at the starting point; a line-search "
-            "method needs a finite value there (check the starting point and the loss)."
-        )
 
 
 def minimize(
@@ -333,10 +316,8 @@ def minimize(
     check_params(params)
     _check_callable(loss_fn)
     _check_tol(tol)
-    if is_concrete(params) and evaluated_state(jax.eval_shape(optimizer.init, params)) is not None:
-        _check_finite_start(loss_fn, has_aux, params)
     dyn, static = _split_optimizer(optimizer)
-    return _minimize(
+    result = _minimize(
         params,
         dyn,
         None if tol is None else jnp.asarray(tol),
@@ -346,6 +327,14 @@ def minimize(
         static_opt=static,
         use_tol=tol is not None,
     )
+    # A line search cannot start from a non-finite value (the loop stops at once then).
+    if evaluated_state(result.state) is not None and is_concrete(result.losses):
+        if not np.isfinite(np.asarray(result.losses[0])):
+            raise ValueError(
+                f"loss_fn(params) is {float(result.losses[0])} at the starting point; a "
+                "line-search method needs a finite value there (check the start and the loss)."
+            )
+    return result
 
 
 # --------------------------------------------------------------------------------------
