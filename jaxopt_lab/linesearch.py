@@ -302,7 +302,7 @@ class LineSearchState(NamedTuple):
     evaluated: Evaluated
 
 
-def initial_step_guess(value: jax.Array, prev_value: jax.Array, slope: jax.Array, first: jax.Array) -> jax.Array:
+def initial_step_guess(value: jax.Array, prev_value: jax.Array, slope: jax.Array) -> jax.Array:
     r"""The first trial step: :math:`\min(1, 2.02\,(f_k - f_{k-1}) / \phi'(0))`,
     i.e. the step at which a quadratic with the last decrease would bottom out (Nocedal
     & Wright eq. 3.60, capped at the unit step). On the first iteration
@@ -341,7 +341,7 @@ def _ls_update(h: HParams, updates, state: LineSearchState, params=None, *, valu
         res = armijo_search(jax.value_and_grad(value_fn), params, updates, value, grad, start,
                             c1=h.c1, decrease_factor=h.decrease_factor, max_steps=h.max_steps)
     else:
-        start = initial_step_guess(value, prev, slope, first)
+        start = initial_step_guess(value, prev, slope)
         res = zoom_search(jax.value_and_grad(value_fn), params, updates, value, grad, start,
                           c1=h.c1, c2=h.c2, max_steps=h.max_steps, max_step_size=h.max_step_size)
     ev = state.evaluated

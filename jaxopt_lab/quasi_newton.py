@@ -97,20 +97,21 @@ def _update(h: HParams, updates, state: QuasiNewtonState, params=None, *, value=
     descent = jnp.isfinite(slope) & (slope < -h.method.descent_margin * _dot(g, g))
     direction = jnp.where(descent, direction, -g)
     first = jnp.isnan(state.prev_value)
-    memory = jax.tree.map(lambda m, m0: jnp.where(descent, m, m0), state.memory, h.method.init(x))
+    fresh = h.method.init(x)
+    memory = jax.tree.map(lambda m, m0: jnp.where(descent, m, m0), state.memory, fresh)
 
     if h.method.unit_step:  # Newton-like: try the full step, the first one scaled to unit length
         start = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.linalg.norm(direction)), 1.0)
     else:  # N&W eq. 3.60 from the last decrease
         prev = jnp.where(first, value + jnp.linalg.norm(g) / 2, state.prev_value)
-        start = initial_step_guess(value, prev, _dot(g, direction), first)
+        start = initial_step_guess(value, prev, _dot(g, direction))
     res = zoom_search(value_and_grad, x, direction, value, g, start,
                       c1=h.c1, c2=h.c2, max_steps=h.max_linesearch_steps)  # fmt: skip
     s = res.step * direction
     g_new = res.grad.astype(x.dtype)
     memory = h.method.remember(memory, s, g_new - g, g, g_new, direction)
     # A failed search that made no progress: start afresh from steepest descent.
-    memory = jax.tree.map(lambda m, m0: jnp.where(res.step > 0, m, m0), memory, h.method.init(x))
+    memory = jax.tree.map(lambda m, m0: jnp.where(res.step > 0, m, m0), memory, fresh)
     ev = state.evaluated
     evaluated = Evaluated(
         res.value, unravel(g_new), ev.num_fun_evals + res.num_evals,
@@ -164,12 +165,11 @@ class _BFGS(NamedTuple):
         # H_0 = I, not rescaled by y's / y'y (N&W eq. 6.20): the rescaling cost 4.8x the
         # iterations on the 10-D quadratic of condition 1e4 (91 against 19; SciPy's BFGS
         # does not rescale either), and the first step is sized by the line search.
-        h = inv_hessian
         # H+ = (I - rho s y') H (I - rho y s') + rho s s'   (N&W eq. 6.17), expanded so
         # that it costs two matrix-vector products and rank-one updates, O(n^2).
-        hy = jnp.sum(h * y[None, :], axis=1)
+        hy = jnp.sum(inv_hessian * y[None, :], axis=1)
         yhy = _dot(y, hy)
-        new = h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * yhy + rho) * jnp.outer(s, s)
+        new = inv_hessian - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * yhy + rho) * jnp.outer(s, s)
         return jnp.where(ok, new, inv_hessian)
 
 

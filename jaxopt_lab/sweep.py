@@ -1097,7 +1097,10 @@ def _clean(out, threshold: float) -> bool:
 
     def bounded(x: np.ndarray, hi: float = np.inf) -> bool:
         # min and max propagate NaN, and are the cheapest full passes numpy has
-        return x.size == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()) and x.max() <= hi)
+        if x.size == 0:
+            return True
+        top = x.max()
+        return bool(np.isfinite(x.min()) and np.isfinite(top) and top <= hi)
 
     return bounded(losses, threshold) and bounded(norms) and all(bounded(x) for x in jax.tree.leaves(params))
 
