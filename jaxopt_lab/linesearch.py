@@ -208,6 +208,7 @@ def zoom_search(
     c2: Any = 0.9,
     max_steps: int = 30,
     max_step_size: float = 1e10,
+    extra_condition: Callable[[Params], jax.Array] | None = None,
 ) -> SearchResult:
     r"""A step satisfying the strong Wolfe conditions
 
@@ -215,9 +216,11 @@ def zoom_search(
         \phi(\alpha) \le \phi(0) + c_1 \alpha \phi'(0), \qquad
         |\phi'(\alpha)| \le c_2 |\phi'(0)|,
 
-    found by trying ``initial_step``, expanding it (times 2) while the function still
-    decreases with a negative slope, then zooming into the bracket with safeguarded
-    cubic interpolation (Nocedal & Wright, Algorithms 3.5 and 3.6). At most
+    found by trying ``initial_step``, extrapolating (by the cubic through the last two
+    trials, 1.1-4x further) while the function still decreases with a steep negative
+    slope, then zooming into the bracket with safeguarded cubic interpolation (Nocedal &
+    Wright, Algorithms 3.5 and 3.6). ``extra_condition(grad_at_step)``, when given, must
+    also hold for a step to be accepted (the search goes on otherwise). At most
     ``max_steps`` evaluations of value and gradient; when they run out, the best step
     with sufficient decrease seen is returned (``ok`` False), or the step 0 if none had.
     """
@@ -241,6 +244,8 @@ def zoom_search(
         # alone then decides (the approximate Wolfe idea of Hager & Zhang, 2005).
         worse = ~(finite & (f <= value + c1 * a * slope + f_tol)) | (f > z.f_lo + f_tol)
         accept = ~worse & (jnp.abs(d) <= -c2 * slope)
+        if extra_condition is not None:
+            accept = accept & extra_condition(g)
         turn = ~worse & jnp.where(z.bracketed, d * (z.hi - z.lo) >= 0, d >= 0)
         bracketed = z.bracketed | worse | turn
 
@@ -256,8 +261,16 @@ def zoom_search(
         inside = jnp.isfinite(cubic) & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width)) & (
             jnp.abs(hi - cubic) > 0.1 * jnp.abs(width)
         )
+        # Still bracketing (a is the low end, still going down too steeply): extrapolate
+        # with the cubic through the previous low end and a, kept within
+        # [a + 1.1 (a - lo), a + 4 (a - lo)] (the safeguard of More & Thuente, 1994);
+        # on a quadratic this lands on the minimizer along d.
+        reach = a - z.lo
+        beyond = _cubic_minimizer(z.lo, z.f_lo, z.d_lo, a, f, d)
+        beyond = jnp.where(jnp.isfinite(beyond), beyond, a + 4.0 * reach)
+        beyond = jnp.clip(beyond, a + 1.1 * reach, a + 4.0 * reach)
         next_trial = jnp.where(bracketed, jnp.where(inside, cubic, lo + 0.5 * width),
-                               jnp.minimum(2.0 * a, max_step_size))
+                               jnp.minimum(beyond, max_step_size))
         return _Zoom(
             i=z.i + 1, done=accept, bracketed=bracketed,
             lo=lo, f_lo=f_lo, d_lo=d_lo, g_lo=g_lo, hi=hi, f_hi=f_hi, d_hi=d_hi, trial=next_trial,

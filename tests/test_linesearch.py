@@ -43,6 +43,32 @@ def _zoom(x, d, v, g, start):
     return ls.zoom_search(jax.value_and_grad(ROSEN.fn), x, d, v, g, start)
 
 
+def test_zoom_extrapolates_onto_a_quadratics_minimizer():
+    """A first step 3x too short on a quadratic: the cubic extrapolation through phi(0)
+    and the first trial finds the exact minimizer along d, the second evaluation
+    (doubling needed 4)."""
+    f = lambda x: 0.5 * jnp.sum(jnp.asarray([1.0, 10.0]) * x**2)  # noqa: E731
+    x = jnp.asarray([1.0, 1.0])
+    g = jax.grad(f)(x)
+    res = ls.zoom_search(jax.value_and_grad(f), x, -g, f(x), g, 0.03, c2=0.01)
+    exact = float(jnp.vdot(g, g) / jnp.vdot(g, jnp.asarray([1.0, 10.0]) * g))
+    assert bool(res.ok) and int(res.num_evals) == 2
+    np.testing.assert_allclose(res.step, exact, rtol=1e-5)
+
+
+def test_zoom_goes_on_until_the_extra_condition_holds():
+    """A step that meets the Wolfe conditions is refused while ``extra_condition`` is
+    False (here: that the step passes the minimum along the second axis)."""
+    f = lambda x: 0.5 * jnp.sum(jnp.asarray([1.0, 10.0]) * x**2)  # noqa: E731
+    x = jnp.asarray([1.0, 1.0])
+    g = jax.grad(f)(x)
+    plain = ls.zoom_search(jax.value_and_grad(f), x, -g, f(x), g, 1e-3)
+    extra = ls.zoom_search(jax.value_and_grad(f), x, -g, f(x), g, 1e-3, extra_condition=lambda gn: gn[1] < 0)
+    assert bool(plain.ok) and bool(extra.ok)
+    assert float(plain.grad[1]) > 0 > float(extra.grad[1])
+    assert int(extra.num_evals) > int(plain.num_evals)
+
+
 def test_armijo_backtracks_to_sufficient_decrease():
     f = ROSEN.fn
     x = jnp.asarray([-1.2, 1.0])

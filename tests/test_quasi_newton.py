@@ -52,29 +52,33 @@ METHODS = {  # ours, SciPy's method, SciPy's options for the same stopping test
     "newton_cg": (jol.newton_cg, "Newton-CG", {"xtol": 1e-13}),
 }
 # Measured misses of the issue's goals (iterations <= 1.25x SciPy's, function evaluations
-# <= 1.5x), kept as strict xfails so that an improvement shows up as a failure to update.
-SLOWER = {
-    ("nonlinear_cg", "rosenbrock10"), ("nonlinear_cg", "rosenbrock100"),
-    ("nonlinear_cg", "beale"), ("nonlinear_cg", "quadratic1e4"), ("nonlinear_cg", "logreg"),
-    ("nonlinear_cg", "rosenbrock2"), ("newton_cg", "rosenbrock100"),
-}  # fmt: skip
+# <= 1.5x) from the problems' own starting points, kept as strict xfails so that an
+# improvement shows up as a failure to update. Both are misses at this one start: over
+# perturbed starts the medians are within the goals (test_median_over_perturbed_starts).
+SLOWER = {("nonlinear_cg", "rosenbrock10"), ("newton_cg", "rosenbrock100")}
 # Runs that end at another minimizer than SciPy's (both have a gradient under TOL).
 ELSEWHERE = {("bfgs", "rosenbrock100")}
+
+
+def _scipy_solver(f, method):
+    """``x0 -> scipy.optimize.minimize(...)`` with SciPy's counterpart of ``method`` and
+    jitted derivatives (a Hessian-vector product for Newton-CG); call under x64."""
+    _, scipy_method, options = METHODS[method]
+    grad, value = jax.jit(jax.grad(f)), jax.jit(f)
+    kw = {"jac": lambda x: np.asarray(grad(x))}
+    if scipy_method == "Newton-CG":
+        hvp = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])
+        kw["hessp"] = lambda x, v: np.asarray(hvp(x, v))
+    return lambda x0: scipy.optimize.minimize(lambda x: float(value(x)), x0, method=scipy_method,
+                                              options={"maxiter": 10000, **options}, **kw)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=None)
 def _solve(method, problem):
     with enable_x64():
         f, x0 = _problem(problem)
-        make, scipy_method, options = METHODS[method]
-        grad = jax.jit(jax.grad(f))
-        kw = {"jac": lambda x: np.asarray(grad(x))}
-        if scipy_method == "Newton-CG":
-            hvp = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])
-            kw["hessp"] = lambda x, v: np.asarray(hvp(x, v))
-        value = jax.jit(f)
-        ref = scipy.optimize.minimize(lambda x: float(value(x)), x0, method=scipy_method,
-                                      options={"maxiter": 10000, **options}, **kw)  # fmt: skip
+        make = METHODS[method][0]
+        ref = _scipy_solver(f, method)(x0)
         res = jol.minimize(f, jnp.asarray(x0, jnp.float64), make(), 10000, tol=TOL)
         res = jax.tree.map(np.asarray, res)
     return res, ref
@@ -101,6 +105,27 @@ def test_iterations_and_evaluations_within_the_goal(method, problem, request):
     res, ref = _solve(method, problem)
     assert int(res.num_steps) <= 1.25 * ref.nit, (int(res.num_steps), ref.nit)
     assert int(res.num_fun_evals) <= 1.5 * ref.nfev, (int(res.num_fun_evals), ref.nfev)
+
+
+@pytest.mark.parametrize(("method", "problem"), [
+    ("nonlinear_cg", "rosenbrock10"), ("nonlinear_cg", "quadratic1e4"), ("nonlinear_cg", "logreg"),
+    ("newton_cg", "rosenbrock100"),
+])  # fmt: skip
+def test_median_over_perturbed_starts_within_the_goal(method, problem):
+    """Iteration counts of CG-type methods swing by tens of percent with the rounding of
+    a single run, so one start says little: over 8 perturbed starts, the median ratios
+    to SciPy meet the issue's goals."""
+    with enable_x64():
+        f, x0 = _problem(problem)
+        make = METHODS[method][0]
+        starts = x0 + 0.3 * np.random.default_rng(0).standard_normal((8, x0.size))
+        solve = _scipy_solver(f, method)
+        refs = [solve(s) for s in starts]
+        ours = jax.jit(jax.vmap(lambda s: jol.minimize(f, s, make(), 5000, tol=TOL)))(jnp.asarray(starts))
+        assert bool(ours.converged.all())
+        steps = np.asarray(ours.num_steps) / [r.nit for r in refs]
+        evals = np.asarray(ours.num_fun_evals) / [r.nfev for r in refs]
+        assert np.median(steps) <= 1.25 and np.median(evals) <= 1.5, (steps, evals)
 
 
 @pytest.mark.parametrize("problem", ["rosenbrock2", "rosenbrock10", "beale", "quadratic1e4", "logreg"])
