@@ -24,7 +24,7 @@ from jaxopt_lab.base import (
 )
 from jaxopt_lab.gradients import check_grad, numerical_grad
 from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
-from jaxopt_lab.loops import OptimizeResult, fit, minimize
+from jaxopt_lab.loops import OptimizeResult, fit, minimize, trajectory
 from jaxopt_lab.optimizers import (
     adabelief,
     adadelta,

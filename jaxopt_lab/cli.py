@@ -1,153 +1,489 @@
 """The ``jaxopt-lab`` command.
 
-``jaxopt-lab optimizers``: every optimizer of the package on the 2-D Rosenbrock valley,
-each over a log-spaced learning-rate grid trained as one vmapped, compiled program.
-Prints a table (best learning rate and final loss per optimizer) and writes a plot of
-final loss against learning rate.
+* ``jaxopt-lab sweep``: one optimizer over a log-spaced learning-rate grid on a built-in
+  problem, every learning rate (and seed) trained at once in one compiled program. Prints
+  a table and the best learning rate; writes the results (``sweep.npz``) and PNG plots.
+  With no arguments: the digits MLP, adam, 32 learning rates.
+* ``jaxopt-lab compare``: several optimizers on one problem, each at the best learning
+  rate of its own sweep, their loss curves in one plot.
+* ``jaxopt-lab trajectories``: the paths of several optimizers on a 2-D test function's
+  contours.
+* ``jaxopt-lab bench``: the benchmark suite of a source checkout (quick by default).
+
+A user error (unknown name, bad grid, unwritable folder, ...) prints one line and exits
+with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
+import shutil
+import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 OPTIMIZERS = (
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax",
-    "nadam", "amsgrad", "adabelief", "radam", "lion", "lamb", "yogi", "sign_sgd",
+    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam",
+    "amsgrad", "adabelief", "radam", "lion", "lamb", "yogi", "adadelta", "sign_sgd",
 )  # fmt: skip
+DEFAULT_OUT = "jaxopt-lab-out"
 
 
-def _make(name: str, lr):
+class UsageError(Exception):
+    """A mistake in the command line or its environment: reported in one line, status 2."""
+
+
+# --------------------------------------------------------------------------------------
+# Names -> objects
+# --------------------------------------------------------------------------------------
+
+
+def optimizer_factory(name: str) -> Callable[[Any], Any]:
+    """``learning_rate -> optimizer`` for a name of :data:`OPTIMIZERS` (``momentum`` and
+    ``nesterov`` are ``sgd`` with momentum 0.9)."""
     import jaxopt_lab as jol
 
+    if name not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     if name == "momentum":
-        return jol.sgd(lr, momentum=0.9)
+        return lambda lr: jol.sgd(lr, momentum=0.9)
     if name == "nesterov":
-        return jol.sgd(lr, momentum=0.9, nesterov=True)
-    return getattr(jol, name)(lr)
+        return lambda lr: jol.sgd(lr, momentum=0.9, nesterov=True)
+    return getattr(jol, name)
 
 
-def _rosenbrock(p):
-    x, y = p[0], p[1]
-    return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
+def _problem_names() -> tuple[list[str], list[str]]:
+    from jaxopt_lab import problems
+
+    return list(problems.TEST_FUNCTIONS), list(problems.DATA_PROBLEMS)
 
 
-def lr_grid_final_losses(name: str, learning_rates, steps: int):
-    """Final Rosenbrock loss from (-1.5, 2) for each learning rate, in one vmapped call."""
-    import jax
-    import jax.numpy as jnp
+def load_problem(name: str) -> Any:
+    from jaxopt_lab import problems
 
-    import jaxopt_lab as jol
-
-    start = jnp.array(START)
-
-    def run(lr):
-        opt = _make(name, lr)
-
-        def step(carry, _):
-            p, s = carry
-            g = jax.grad(_rosenbrock)(p)
-            u, s = opt.update(g, s, p)
-            return (jol.apply_updates(p, u), s), None
-
-        (p, _), _ = jax.lax.scan(step, (start, opt.init(start)), None, steps)
-        return _rosenbrock(p)
-
-    return jax.jit(jax.vmap(run))(learning_rates)
+    functions, data = _problem_names()
+    if name in problems.TEST_FUNCTIONS:
+        return problems.TEST_FUNCTIONS[name]()
+    if name in problems.DATA_PROBLEMS:
+        try:
+            return problems.DATA_PROBLEMS[name]()
+        except ImportError as e:  # the digits need scikit-learn
+            raise UsageError(f"problem {name!r} needs scikit-learn: {e}") from None
+    raise UsageError(f"unknown problem {name!r}; choose from {', '.join(functions + data)}")
 
 
-START = (-1.5, 2.0)
-START_LOSS = _rosenbrock(START)  # 12.5
-DIVERGED_FACTOR = 100.0  # a final loss above 100x the starting loss counts as diverged
+def _names(text: str, what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{what} is empty")
+    return names
 
 
-def _optimizers_command(args: argparse.Namespace) -> int:
-    import jax.numpy as jnp
+def learning_rate_grid(lr_min: float, lr_max: float, num: int) -> Any:
     import numpy as np
 
-    names = OPTIMIZERS if args.only is None else tuple(args.only.split(","))
-    unknown = [n for n in names if n not in OPTIMIZERS]
-    if unknown:
-        print(f"jaxopt-lab: unknown optimizer(s) {unknown}; choose from {list(OPTIMIZERS)}")
-        return 2
-    if args.steps < 1 or args.num_lrs < 2:
-        print("jaxopt-lab: --steps must be >= 1 and --num-lrs >= 2")
-        return 2
-    lrs = jnp.logspace(np.log10(args.lr_min), np.log10(args.lr_max), args.num_lrs)
-    results = {}
-    print(f"{len(lrs)} learning rates in [{args.lr_min:g}, {args.lr_max:g}], {args.steps} steps")
-    print(f"{'optimizer':<10} {'best lr':>10} {'final loss':>12} {'diverged':>9} {'seconds':>8}")
-    for name in names:
-        t0 = time.perf_counter()
-        losses = np.asarray(lr_grid_final_losses(name, lrs, args.steps))
-        seconds = time.perf_counter() - t0
-        finite = np.isfinite(losses) & (losses <= DIVERGED_FACTOR * START_LOSS)
-        best = int(np.nanargmin(np.where(finite, losses, np.nan))) if finite.any() else 0
-        results[name] = losses
-        print(
-            f"{name:<10} {float(lrs[best]):>10.3g} {losses[best]:>12.4g} "
-            f"{int((~finite).sum()):>9d} {seconds:>8.2f}"
-        )
-    _plot(np.asarray(lrs), results, Path(args.out), args.steps)
-    print(f"wrote {Path(args.out) / 'optimizers_rosenbrock.png'}")
+    if not (math.isfinite(lr_min) and math.isfinite(lr_max)) or not 0 < lr_min < lr_max:
+        raise UsageError(f"the learning-rate grid needs 0 < --lr-min < --lr-max, got {lr_min:g} and {lr_max:g}")
+    if num < 2:
+        raise UsageError(f"--num-lrs must be at least 2, got {num}")
+    return np.geomspace(lr_min, lr_max, num)
+
+
+def writable_folder(path: str) -> Path:
+    """Create ``path`` and check a file can be written there, before any work is done."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".jaxopt-lab-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write to the output folder {str(out)!r}: {e.strerror or e}") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# sweep
+# --------------------------------------------------------------------------------------
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be at least 1, got {value}")
+
+
+def run_sweep(args: argparse.Namespace, optimizer: str, checkpoint_dir: Path | None = None, progress: bool = False) -> Any:
+    """The sweep that ``args`` describe, for one optimizer."""
+    import jax.numpy as jnp
+
+    import jaxopt_lab as jol
+    from jaxopt_lab.problems import TestFunction
+
+    make = optimizer_factory(optimizer)
+    problem = load_problem(args.problem)
+    lrs = learning_rate_grid(args.lr_min, args.lr_max, args.num_lrs)
+    for flag in ("steps", "epochs", "batch_size", "seeds", "chunk_size", "vmap_width"):
+        _positive("--" + flag.replace("_", "-"), getattr(args, flag))
+    common = dict(chunk_size=args.chunk_size, vmap_width=args.vmap_width, checkpoint_dir=checkpoint_dir,
+                  progress=progress)  # fmt: skip
+    if isinstance(problem, TestFunction):
+        if args.epochs is not None or args.batch_size is not None or args.seeds is not None:
+            raise UsageError(f"{args.problem} is a test function: it takes --steps, not --epochs, --batch-size or --seeds")
+        return jol.sweep(make, problem.fn, problem.x0, lrs, args.steps or 1000, **common)
+    if args.epochs is None and args.batch_size is None:  # full batch
+        train = problem.train
+        return jol.sweep(make, lambda p: problem.loss(p, train), None, lrs, args.steps or 300,
+                         init_fn=problem.init_params, seeds=args.seeds, **common)  # fmt: skip
+    if args.steps is not None:
+        raise UsageError("give --steps (full batch) or --epochs/--batch-size (mini-batch), not both")
+    n = int(jnp.shape(problem.train["x"])[0])
+    batch = args.batch_size or 64
+    if batch > n:
+        raise UsageError(f"--batch-size {batch} is larger than the {n} training examples")
+    return jol.sweep(make, problem.loss, None, lrs, init_fn=problem.init_params, data=problem.train,
+                     batch_size=batch, epochs=args.epochs or 10, seeds=args.seeds, **common)  # fmt: skip
+
+
+def steps_per_epoch(args: argparse.Namespace) -> int | None:
+    """The smoothing window for mini-batch loss curves: one epoch (None in full batch)."""
+    from jaxopt_lab.problems import DataProblem
+
+    problem = load_problem(args.problem)
+    if not isinstance(problem, DataProblem) or (args.epochs is None and args.batch_size is None):
+        return None
+    return max(1, int(problem.train["x"].shape[0]) // (args.batch_size or 64))
+
+
+def sweep_table(result: Any, problem: Any) -> str:
+    """One row per learning rate: final loss (mean over seeds), diverged, and for a data
+    problem with a test set the test metric of the final params."""
+    import jax
+    import numpy as np
+
+    from jaxopt_lab.problems import DataProblem
+
+    final, diverged = result._config_scores()
+    seeds = "seed" in result.axes
+    div = result.diverged.sum(-1) if seeds else result.diverged
+    div_text = [f"{int(d)}/{result.diverged.shape[-1]}" if seeds else ("yes" if d else "no") for d in div]
+    header = ["lr", "final loss", "diverged"]
+    columns = [[f"{lr:.4g}" for lr in result.learning_rates], [f"{v:.5g}" for v in final], div_text]
+    if isinstance(problem, DataProblem) and problem.test is not None:
+        flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[result.diverged.ndim:]), result.params)
+        metric = np.asarray(jax.jit(jax.vmap(lambda p: problem.metric(p, problem.test)))(flat))
+        metric = np.where(result.diverged.reshape(-1), np.nan, metric).reshape(result.diverged.shape)
+        metric = np.nanmean(metric, -1) if seeds and not np.isnan(metric).all() else metric.reshape(final.shape)
+        header.append(f"test {problem.metric_name}")
+        columns.append([f"{m:.4f}" for m in np.ravel(metric)])
+    widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, columns)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in zip(*columns)]
+    return "\n".join(lines)
+
+
+def _best(result: Any) -> tuple[float | None, str]:
+    """(best learning rate or None, a note about it)."""
+    from jaxopt_lab.sweep import GridEdgeWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GridEdgeWarning)
+        try:
+            lr = result.best_learning_rate
+        except ValueError:
+            return None, "every learning rate diverged: lower --lr-min"
+    note = next((str(w.message) for w in caught if issubclass(w.category, GridEdgeWarning)), "")
+    return lr, note
+
+
+def _final_loss_at(result: Any, lr: float) -> float:
+    import numpy as np
+
+    k = int(np.argmin(np.abs(result.learning_rates - lr)))
+    scores, _ = result._config_scores()
+    return float(np.asarray(scores)[k].mean())
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from jaxopt_lab import plots
+    from jaxopt_lab.sweep import SweepResult
+
+    out = writable_folder(args.out)
+    checkpoints = out / "checkpoints"
+    if not args.resume and checkpoints.exists():
+        shutil.rmtree(checkpoints)  # a fresh run; --resume keeps the finished chunks
+    elif args.resume and not checkpoints.exists():
+        print(f"nothing to resume in {checkpoints}: starting afresh")
+    t0 = time.perf_counter()
+    result: SweepResult = run_sweep(args, args.optimizer, checkpoints, progress=None)
+    seconds = time.perf_counter() - t0
+    members = int(result.diverged.size)
+    print(f"{args.optimizer} on {args.problem}: {members} members, {result.losses.shape[-1]} steps each, {seconds:.1f} s")
+    print(sweep_table(result, load_problem(args.problem)))
+    lr, note = _best(result)
+    if lr is None:
+        print(f"best learning rate: none ({note})")
+    else:
+        print(f"best learning rate: {lr:.4g} (final loss {_final_loss_at(result, lr):.4g})")
+        if note:
+            print(f"note: {note}")
+    result.save(out / "sweep.npz")
+    title = f"{args.optimizer} on {args.problem}"
+    plots.lr_sensitivity(result, path=out / "lr_sensitivity.png", title=f"Learning-rate sensitivity: {title}")
+    plots.loss_curves(result, top=args.top, path=out / "loss_curves.png", smooth=steps_per_epoch(args),
+                      title=f"Best {args.top} learning rates: {title}")  # fmt: skip
+    print(f"wrote {out / 'sweep.npz'}, {out / 'lr_sensitivity.png'} and {out / 'loss_curves.png'}")
     return 0
 
 
-def _plot(lrs, results, out: Path, steps: int) -> None:
-    import matplotlib
+# --------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def compare_command(args: argparse.Namespace) -> int:
     import numpy as np
 
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    colors = plt.get_cmap("tab20").colors
-    top = DIVERGED_FACTOR * START_LOSS
-    for i, (name, losses) in enumerate(results.items()):
-        ok = np.isfinite(losses) & (losses <= top)
-        style = dict(color=colors[i % len(colors)], linestyle=("-", "--")[i % 2])
-        ax.plot(lrs, np.where(ok, losses, np.nan), marker=".", label=name, **style)
-        ax.plot(lrs[~ok], np.full((~ok).sum(), top), "x", color=style["color"])
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="learning rate",
-        ylabel=f"loss after {steps} steps",
-        title="Rosenbrock from (-1.5, 2): final loss against learning rate (x: diverged)",
-    )
-    ax.axhline(START_LOSS, color="grey", linewidth=0.8, linestyle=":")
-    ax.legend(ncol=2, fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(out / "optimizers_rosenbrock.png", dpi=120)
-    plt.close(fig)
+    from jaxopt_lab import plots
+
+    names = OPTIMIZERS if args.optimizers == "all" else _names(args.optimizers, "--optimizers")
+    for name in names:
+        optimizer_factory(name)  # every name checked before any sweep runs
+    out = writable_folder(args.out)
+    curves, rows = {}, []
+    for name in names:
+        t0 = time.perf_counter()
+        result = run_sweep(args, name)
+        lr, note = _best(result)
+        seconds = time.perf_counter() - t0
+        if lr is None:
+            rows.append((name, "-", "diverged", int(result.diverged.sum()), seconds))
+            continue
+        k = int(np.argmin(np.abs(result.learning_rates - lr)))
+        losses = np.asarray(result.losses[k], float)
+        curve = losses.reshape(-1, losses.shape[-1]).mean(axis=0)  # mean over seeds (and other axes)
+        curves[f"{name} (lr {lr:.3g})"] = curve
+        rows.append((name, f"{lr:.4g}" + ("*" if note else ""), f"{curve[-1]:.4g}", int(result.diverged.sum()), seconds))
+    print(f"{len(names)} optimizers on {args.problem}, each at its best of {args.num_lrs} learning rates "
+          f"in [{args.lr_min:g}, {args.lr_max:g}]")  # fmt: skip
+    print(f"{'optimizer':<10} {'best lr':>10} {'final loss':>12} {'diverged':>9} {'seconds':>8}")
+    for name, lr_text, final, div, seconds in sorted(rows, key=lambda r: _sort_key(r[2])):
+        print(f"{name:<10} {lr_text:>10} {final:>12} {div:>9d} {seconds:>8.1f}")
+    if any(r[1].endswith("*") for r in rows):
+        print("*: the best learning rate is at the edge of the grid; widen it")
+    path = out / f"compare_{args.problem}.png"
+    plots.loss_curves(curves, path=path, title=f"{args.problem}: each optimizer at its best learning rate")
+    print(f"wrote {path}")
+    return 0
+
+
+def _sort_key(final: str) -> float:
+    try:
+        return float(final)
+    except ValueError:
+        return math.inf
+
+
+# --------------------------------------------------------------------------------------
+# trajectories
+# --------------------------------------------------------------------------------------
+
+
+def _parse_specs(text: str) -> list[tuple[str, float | None]]:
+    """``adam,sgd=0.001`` -> [("adam", None), ("sgd", 0.001)]."""
+    specs = []
+    for item in _names(text, "--optimizers"):
+        name, _, lr = item.partition("=")
+        optimizer_factory(name)
+        if lr:
+            try:
+                value = float(lr)
+            except ValueError:
+                raise UsageError(f"bad learning rate {lr!r} for {name}") from None
+            if not (math.isfinite(value) and value > 0):
+                raise UsageError(f"the learning rate for {name} must be positive, got {lr}")
+            specs.append((name, value))
+        else:
+            specs.append((name, None))
+    return specs
+
+
+def trajectories_command(args: argparse.Namespace) -> int:
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxopt_lab as jol
+    from jaxopt_lab import plots
+    from jaxopt_lab.problems import TestFunction
+
+    specs = _parse_specs(args.optimizers)
+    problem = load_problem(args.function)
+    if not isinstance(problem, TestFunction) or problem.x0.shape != (2,):
+        two_d = [n for n in _problem_names()[0] if load_problem(n).x0.shape == (2,)]
+        raise UsageError(f"{args.function!r} is not a 2-D test function; choose from {', '.join(two_d)}")
+    _positive("--steps", args.steps)
+    start = problem.x0
+    if args.start is not None:
+        try:
+            start = jnp.asarray([float(v) for v in args.start.split(",")], problem.x0.dtype)
+        except ValueError:
+            raise UsageError(f"--start must be two numbers like -1.5,2, got {args.start!r}") from None
+        if start.shape != (2,) or not bool(jnp.isfinite(start).all()):
+            raise UsageError(f"--start must be two finite numbers like -1.5,2, got {args.start!r}")
+    out = writable_folder(args.out)
+    lrs = learning_rate_grid(args.lr_min, args.lr_max, args.num_lrs)
+    paths, rows = {}, []
+    for name, lr in specs:
+        make = optimizer_factory(name)
+        how = "given"
+        if lr is None:  # the best of a sweep from the same start
+            result = jol.sweep(make, problem.fn, start, lrs, args.steps)
+            lr, note = _best(result)
+            how = "best of sweep" + (" (grid edge)" if note else "")
+            if lr is None:
+                rows.append((name, "-", "diverged at every lr", ""))
+                continue
+        path = np.asarray(jol.trajectory(problem.fn, start, make(lr), args.steps))
+        paths[f"{name} (lr {lr:.3g})"] = path
+        final = float(problem.fn(jnp.asarray(path[-1])))
+        dist = float(np.min(np.linalg.norm(np.asarray(problem.minimizers) - path[-1], axis=1))) if len(problem.minimizers) else math.nan
+        rows.append((name, f"{lr:.4g}", f"{final:.4g}", f"{dist:.3g}", how))
+    print(f"{args.function} from ({float(start[0]):g}, {float(start[1]):g}), {args.steps} steps")
+    print(f"{'optimizer':<10} {'lr':>10} {'final f':>12} {'to minimizer':>13}  lr chosen")
+    for row in rows:
+        print(f"{row[0]:<10} {row[1]:>10} {row[2]:>12} {row[3]:>13}  {row[4] if len(row) > 4 else ''}")
+    file = out / f"trajectories_{args.function}.png"
+    plots.contour_trajectories(problem.fn, paths, minimizers=problem.minimizers, path=file,
+                               title=f"{args.function}: {args.steps} steps from ({float(start[0]):g}, {float(start[1]):g})")  # fmt: skip
+    print(f"wrote {file}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# bench
+# --------------------------------------------------------------------------------------
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__main__.py").exists():
+        raise UsageError("the benchmark suite ships with the source checkout (benchmarks/), "
+                         "not with the installed package: run this from an editable install of a clone")  # fmt: skip
+    command = [sys.executable, "-m", "benchmarks", *(["--full"] if args.full else [])]
+    if args.only:
+        command += ["--only", args.only]
+    if args.out:
+        command += ["--out", str(writable_folder(args.out).resolve())]
+    return subprocess.call(command, cwd=root)
+
+
+# --------------------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, status 2 (argparse prints the usage too)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _grid_options(p: argparse.ArgumentParser, num_lrs: int) -> None:
+    p.add_argument("--lr-min", type=float, default=1e-4, help="smallest learning rate (default 1e-4)")
+    p.add_argument("--lr-max", type=float, default=1.0, help="largest learning rate (default 1)")
+    p.add_argument("--num-lrs", type=int, default=num_lrs, help=f"log-spaced grid size (default {num_lrs})")
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--problem", default="digits_mlp", help="a problem of jaxopt_lab.problems (default digits_mlp)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="full-batch steps (default: 1000 on a test function, 300 on a data problem)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=None, help="mini-batch epochs on a data problem (default 10 once --epochs or --batch-size is given)")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size for a data problem (default 64)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per learning rate (data problems): a band in the plot")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="members per compiled call, a checkpoint each (default: all, at most 64 per device)")
+    p.add_argument("--vmap-width", type=int, default=None,
+                   help="members computed in lockstep; chunks are rounded up to a multiple (default: from the flops)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxopt-lab", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "optimizers",
-        help="every optimizer over a learning-rate grid on Rosenbrock (vmapped)",
-        description=__doc__.split("\n\n")[1],
-    )
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
-    p.add_argument("--lr-min", type=float, default=1e-4, help="smallest learning rate")
-    p.add_argument("--lr-max", type=float, default=10.0, help="largest learning rate")
-    p.add_argument("--num-lrs", type=int, default=25, help="grid size (log-spaced)")
-    p.add_argument("--only", default=None, help="comma-separated optimizer names")
-    p.add_argument("--out", default="out", help="folder for the plot (default ./out)")
-    p.set_defaults(func=_optimizers_command)
+    parser = _Parser(prog="jaxopt-lab", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("sweep", help="one optimizer over a learning-rate grid (vmapped)",
+                       description="Train one optimizer at every learning rate of a log-spaced grid, at once, "
+                                   "on a built-in problem; print a table and the best learning rate; write "
+                                   "sweep.npz, lr_sensitivity.png and loss_curves.png.")  # fmt: skip
+    _training_options(p)
+    p.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
+    _grid_options(p, 32)
+    p.add_argument("--top", type=int, default=5, help="loss curves drawn (default 5)")
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "sweep"), help="output folder")
+    p.add_argument("--resume", action="store_true", help="reuse the chunks an interrupted run left in OUT/checkpoints")
+    p.set_defaults(func=sweep_command)
+
+    p = sub.add_parser("compare", help="several optimizers, each at its best learning rate",
+                       description="Sweep each optimizer's learning rate on one problem, then plot each one's "
+                                   "loss curve at its best learning rate.")  # fmt: skip
+    _training_options(p)
+    p.add_argument("--optimizers", default="sgd,momentum,rmsprop,adam", help="comma-separated names, or 'all'")
+    _grid_options(p, 16)
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "compare"), help="output folder")
+    p.set_defaults(func=compare_command)
+
+    p = sub.add_parser("trajectories", help="optimizer paths on a 2-D function's contours",
+                       description="Run several optimizers from one start on a 2-D test function and draw their "
+                                   "paths on its contours. A learning rate not given (name=lr) is the best of a "
+                                   "sweep over the grid.")  # fmt: skip
+    p.add_argument("--function", default="rosenbrock", help="a 2-D test function of jaxopt_lab.problems")
+    p.add_argument("--optimizers", default="sgd,momentum,rmsprop,adam", help="comma-separated names, each optionally name=lr")
+    p.add_argument("--start", default=None, help="starting point x,y (default: the function's own)")
+    p.add_argument("--steps", type=int, default=500, help="steps per optimizer (default 500)")
+    _grid_options(p, 24)
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "trajectories"), help="output folder")
+    p.set_defaults(func=trajectories_command)
+
+    p = sub.add_parser("bench", help="the benchmark suite (quick by default)",
+                       description="Run the benchmark suite of the source checkout and print its tables.")  # fmt: skip
+    p.add_argument("--full", action="store_true", help="full runs (minutes each) instead of quick ones")
+    p.add_argument("--only", default=None, help="comma-separated benchmark names")
+    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.set_defaults(func=bench_command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"jaxopt-lab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as e:
+        # The library's own argument checks (a refused resume, a bad combination): they
+        # name the argument, which is all a command-line user needs.
+        if _raised_by_validation(e):
+            print(f"jaxopt-lab {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _raised_by_validation(error: BaseException) -> bool:
+    """True when the error comes from a ``_check*`` function of this package."""
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name.startswith("_check") and "jaxopt_lab" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

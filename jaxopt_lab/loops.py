@@ -337,6 +337,39 @@ def minimize(
     return result
 
 
+@functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "static_opt"))
+def _trajectory(params, dyn_opt, *, loss_fn, steps, static_opt):
+    check_scalar_fn(loss_fn, (params,), "loss_fn", False)
+    optimizer = dyn_opt if static_opt is None else static_opt.value
+
+    def step(carry, _):
+        p, s = carry
+        loss, _, grads = _value_and_grad(loss_fn, False, p)
+        p, s = _update(optimizer, loss_fn, False, p, s, loss, grads, ())
+        return (p, s), p
+
+    _, path = jax.lax.scan(step, (params, optimizer.init(params)), None, steps)
+    return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), params, path)
+
+
+def trajectory(loss_fn: Callable[[Params], Any], params: Params, optimizer: Any, steps: int) -> Params:
+    """The params after each of ``steps`` updates of ``optimizer`` on ``loss_fn``, start
+    included: every leaf gains a leading axis of length ``steps + 1``. The path that
+    :func:`minimize` takes (same updates, bit for bit), kept for plotting; one compiled
+    program, vmappable over learning rates.
+
+    Example::
+
+        path = jol.trajectory(rosenbrock, jnp.array([-1.5, 2.0]), jol.adam(0.05), 500)  # (501, 2)
+    """
+    steps = _check_count("steps", steps)
+    _check_optimizer(optimizer)
+    check_params(params)
+    _check_callable(loss_fn)
+    dyn, static = _split_optimizer(optimizer)
+    return _trajectory(params, dyn, loss_fn=loss_fn, steps=steps, static_opt=static)
+
+
 # --------------------------------------------------------------------------------------
 # fit
 # --------------------------------------------------------------------------------------
@@ -473,4 +506,4 @@ def fit(
     )
 
 
-__all__ = ["OptimizeResult", "data_size", "epoch_batches", "fit", "minimize"]
+__all__ = ["OptimizeResult", "data_size", "epoch_batches", "fit", "minimize", "trajectory"]

@@ -39,7 +39,7 @@ Design:
   so that benchmarks and the CLI can iterate over them.
 
 The digits data are loaded once per process (``functools.lru_cache``); scikit-learn is
-imported lazily because it is only a test extra of this package.
+imported lazily, so that the test functions work without it (a GPU image may lack it).
 
 Example::
 

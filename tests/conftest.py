@@ -286,3 +286,14 @@ def check_against_optax(expr: str, dtype: str, steps: int = STEPS):
     bf16_state = any(name == "bfloat16" for name, _ in state_signature(ref_state))
     rtol = BF16_RTOL if dtype == "float32" and bf16_state else RTOL[dtype]
     assert_trees_close(actual, expected, rtol)
+
+
+def assert_real_png(path, min_size=(300, 400)):
+    """A PNG at least ``min_size`` pixels, not blank, with more drawn than a frame."""
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(path)
+    assert image.shape[0] >= min_size[0] and image.shape[1] >= min_size[1], image.shape
+    rgb = image[..., :3]
+    assert np.std(rgb) > 0.05  # not blank
+    assert (np.abs(rgb - rgb[0, 0]).sum(-1) > 0.1).mean() > 0.02  # more than a frame

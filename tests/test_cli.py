@@ -1,33 +1,150 @@
-"""The `jaxopt-lab` command as a user runs it (a subprocess)."""
+"""The `jaxopt-lab` command as a user runs it: a subprocess in a fresh folder."""
 
+from __future__ import annotations
+
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-import matplotlib.image as mpimg
 import numpy as np
+import pytest
+
+import jaxopt_lab as jol
+from conftest import assert_real_png
+
+_SCRIPT = Path(sys.executable).parent / "jaxopt-lab"  # the installed console script
 
 
-def run_cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "jaxopt_lab.cli", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
-    )  # fmt: skip
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "jaxopt_lab.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
-def test_optimizers_prints_a_table_and_writes_a_real_plot(tmp_path):
-    out = tmp_path / "out"
-    proc = run_cli("optimizers", "--only", "adam,sgd", "--steps", "200", "--num-lrs", "6",
-                   "--out", str(out), cwd=tmp_path)  # fmt: skip
+def table_rows(stdout: str, first: str) -> list[list[str]]:
+    """The rows of the table whose header starts with ``first``."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [first])
+    rows = []
+    for line in lines[start + 1 :]:
+        cells = line.split()
+        if not cells or not cells[0][0].isalnum() or cells[0] in ("best", "wrote", "note:", "*:"):
+            break
+        rows.append(cells)
+    return rows
+
+
+def test_default_sweep_is_the_readme_main_job(tmp_path):
+    proc = run_cli("sweep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
-    assert {"adam", "sgd"} <= rows.keys()
-    assert float(rows["adam"][2]) < 12.5  # below the starting loss
-    image = mpimg.imread(out / "optimizers_rosenbrock.png")
-    assert image.shape[0] > 300 and image.shape[1] > 500
-    assert np.std(image[..., :3]) > 0.05  # not blank
+    assert "adam on digits_mlp: 32 members" in proc.stdout
+    rows = table_rows(proc.stdout, "lr")
+    assert len(rows) == 32
+    lrs = np.array([float(r[0]) for r in rows])
+    np.testing.assert_allclose(lrs, np.geomspace(1e-4, 1.0, 32), rtol=1e-3)
+    best_line = next(line for line in proc.stdout.splitlines() if line.startswith("best learning rate"))
+    best_lr = float(best_line.split()[3])
+    out = tmp_path / "jaxopt-lab-out" / "sweep"
+    saved = jol.SweepResult.load(out / "sweep.npz")
+    assert saved.losses.shape == (32, 300)
+    assert best_lr == pytest.approx(saved.best_learning_rate, rel=1e-3)
+    # the best learning rate trains: its test accuracy (last column) is high
+    best_row = rows[int(np.argmin(np.abs(lrs - best_lr)))]
+    assert float(best_row[-1]) > 0.9
+    for png in ("lr_sensitivity.png", "loss_curves.png"):
+        assert_real_png(out / png)
 
 
-def test_unknown_optimizer_is_a_clear_error(tmp_path):
-    proc = run_cli("optimizers", "--only", "adamz", cwd=tmp_path)
+def test_sweep_with_options_then_resume(tmp_path):
+    options = ["--problem", "linear_regression", "--optimizer", "sgd", "--epochs", "2", "--batch-size", "16",
+               "--seeds", "2", "--num-lrs", "6", "--lr-min", "1e-3", "--lr-max", "1e3", "--chunk-size", "4", "--vmap-width", "2",
+               "--out", "run"]  # fmt: skip
+    first = run_cli("sweep", *options, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    rows = table_rows(first.stdout, "lr")
+    assert len(rows) == 6 and all(r[2].endswith("/2") for r in rows)  # diverged: count over 2 seeds
+    assert rows[-1][2] == "2/2" and rows[0][2] == "0/2"  # plain SGD at lr 1000 diverges for both seeds
+    result = jol.SweepResult.load(tmp_path / "run" / "sweep.npz")
+    assert result.shape == (6, 2) and result.diverged[-1].all() and not result.diverged[0].any()
+    # an interrupted run: one of the finished chunks is lost; --resume recomputes only it
+    chunks = sorted((tmp_path / "run" / "checkpoints").glob("chunk_*.npz"))
+    assert len(chunks) == 3  # 12 members in chunks of 4
+    chunks[1].unlink()
+    again = run_cli("sweep", *options, "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    resumed = jol.SweepResult.load(tmp_path / "run" / "sweep.npz")
+    np.testing.assert_array_equal(resumed.losses, result.losses)
+    np.testing.assert_array_equal(resumed.diverged, result.diverged)
+    # resuming with another grid is refused with the differing field named
+    other = run_cli("sweep", *options[:-2], "--out", "run", "--num-lrs", "5", "--resume", cwd=tmp_path)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert "learning" in other.stderr.lower() and len(other.stderr.strip().splitlines()) == 1
+
+
+def test_compare_prints_each_optimizers_best_and_plots_their_curves(tmp_path):
+    proc = run_cli("compare", "--problem", "rosenbrock", "--optimizers", "sgd,adam,momentum",
+                   "--steps", "300", "--num-lrs", "8", "--out", "cmp", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {r[0]: r for r in table_rows(proc.stdout, "optimizer")}
+    assert set(rows) == {"sgd", "adam", "momentum"}
+    finals = [float(r[2]) for r in rows.values()]
+    assert finals == sorted(finals)  # sorted best first
+    for name, row in rows.items():  # each best learning rate is the best of its own sweep
+        res = jol.sweep(
+            {"sgd": jol.sgd, "adam": jol.adam, "momentum": lambda lr: jol.sgd(lr, momentum=0.9)}[name],
+            jol.problems.rosenbrock().fn, jol.problems.rosenbrock().x0, np.geomspace(1e-4, 1, 8), 300,
+        )  # fmt: skip
+        assert float(row[1].rstrip("*")) == pytest.approx(res.best["learning_rate"], rel=1e-3)
+    assert_real_png(tmp_path / "cmp" / "compare_rosenbrock.png")
+
+
+def test_trajectories_draws_each_path(tmp_path):
+    proc = run_cli("trajectories", "--function", "himmelblau", "--optimizers", "sgd=0.01,adam",
+                   "--steps", "200", "--num-lrs", "6", "--out", "tr", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {r[0]: r for r in table_rows(proc.stdout, "optimizer")}
+    assert rows["sgd"][1] == "0.01" and rows["sgd"][-1] == "given"
+    assert float(rows["sgd"][3]) < 1e-3  # sgd at 0.01 reaches one of Himmelblau's minima
+    assert_real_png(tmp_path / "tr" / "trajectories_himmelblau.png")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep", "--problem", "nope"], "unknown problem 'nope'"),
+        (["sweep", "--optimizer", "adamz"], "unknown optimizer 'adamz'"),
+        (["sweep", "--lr-min", "1", "--lr-max", "0.1"], "0 < --lr-min < --lr-max"),
+        (["sweep", "--num-lrs", "1"], "--num-lrs must be at least 2"),
+        (["sweep", "--num-lrs", "many"], "invalid int value"),
+        (["sweep", "--steps", "0", "--problem", "rosenbrock"], "--steps must be at least 1"),
+        (["sweep", "--steps", "5", "--epochs", "2"], "not both"),
+        (["sweep", "--out", "blocker/inside"], "cannot write to the output folder"),
+        (["compare", "--optimizers", "adam,foo"], "unknown optimizer 'foo'"),
+        (["trajectories", "--function", "digits_mlp"], "not a 2-D test function"),
+        (["trajectories", "--optimizers", "adam=fast"], "bad learning rate 'fast'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
-    assert "unknown optimizer" in proc.stdout and "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert message in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["sweep", "compare", "trajectories", "bench"])
+def test_every_subcommand_has_help(tmp_path, command):
+    proc = run_cli(command, "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "--out" in proc.stdout
+
+
+def test_bench_runs_a_quick_benchmark_and_prints_its_tables(tmp_path):
+    if not (Path(jol.__file__).resolve().parents[1] / "benchmarks").is_dir():
+        pytest.skip("not a source checkout")
+    proc = run_cli("bench", "--only", "loop_overhead", "--out", str(tmp_path / "res"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "# benchmark: loop_overhead (quick)" in proc.stdout and "|---" in proc.stdout
+    assert (tmp_path / "res" / "loop_overhead_cpu_quick.json").exists() or list((tmp_path / "res").glob("*.json"))
+    shutil.rmtree(tmp_path / "res")

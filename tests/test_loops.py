@@ -252,3 +252,34 @@ def test_digits_mlp_trained_with_fit_reaches_95_percent():
                   key=jax.random.PRNGKey(1))  # fmt: skip
     assert float(digits.metric(res.params, digits.test)) >= 0.95
     assert float(res.losses[-20:].mean()) < float(res.losses[:20].mean()) / 10
+
+
+def test_trajectory_is_the_path_minimize_takes():
+    f = jol.problems.rosenbrock().fn
+    x0 = jnp.asarray([-1.5, 2.0])
+    path = jol.trajectory(f, x0, jol.adam(0.05), 50)
+    assert path.shape == (51, 2)
+    np.testing.assert_array_equal(path[0], x0)
+    for steps in (1, 50):  # every prefix is minimize's run of that length, bit for bit
+        np.testing.assert_array_equal(path[steps], jol.minimize(f, x0, jol.adam(0.05), steps).params)
+    tree = jol.trajectory(lambda p: jnp.sum(p["a"] ** 2) + p["b"] ** 2, {"a": jnp.ones(3), "b": jnp.asarray(2.0)},
+                          jol.sgd(0.1), 5)  # fmt: skip
+    assert tree["a"].shape == (6, 3) and tree["b"].shape == (6,)
+    np.testing.assert_allclose(tree["b"], 2.0 * 0.8 ** np.arange(6), rtol=1e-6)
+
+
+def test_trajectory_of_a_quasi_newton_method_and_under_vmap():
+    f = jol.problems.rosenbrock().fn
+    x0 = jnp.asarray([-1.2, 1.0])
+    path = jol.trajectory(f, x0, jol.bfgs(), 60)
+    np.testing.assert_allclose(path[-1], [1.0, 1.0], atol=1e-4)
+    many = jax.vmap(lambda lr: jol.trajectory(f, x0, jol.sgd(lr), 10))(jnp.asarray([1e-4, 1e-3]))
+    assert many.shape == (2, 11, 2)
+    np.testing.assert_allclose(many[1], jol.trajectory(f, x0, jol.sgd(1e-3), 10), rtol=1e-6)
+
+
+def test_trajectory_refuses_bad_input():
+    with pytest.raises(ValueError, match="steps"):
+        jol.trajectory(lambda x: jnp.sum(x**2), jnp.ones(2), jol.sgd(0.1), 0)
+    with pytest.raises(TypeError):
+        jol.trajectory(lambda x: jnp.sum(x**2), jnp.ones(2, jnp.int32), jol.sgd(0.1), 3)

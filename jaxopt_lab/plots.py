@@ -1,0 +1,280 @@
+"""Matplotlib figures for sweeps, loss curves and optimization paths.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``, no
+global figure state, no display needed: safe on a headless machine and in a notebook),
+returns it, and saves it as a PNG when given ``path``.
+
+* :func:`lr_sensitivity`: final loss against learning rate on a log axis, the band over
+  seeds, diverged members as red crosses, the best learning rate marked.
+* :func:`loss_curves`: loss histories on a log scale: the best members of a sweep, or
+  any ``label -> curve`` mapping (one optimizer per curve, say).
+* :func:`contour_trajectories`: a 2-D function's contours with optimizers' paths on them.
+* :func:`learning_rate_effect`: a 1-D function with the gradient-descent iterates of
+  several learning rates, one panel each: too small, about right, oscillating, diverging.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+_DIVERGED_COLOR = "tab:red"
+
+
+def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=120)
+    return fig
+
+
+def _log_scale_if_positive(ax: Any, values: np.ndarray, axis: str = "y") -> None:
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() > 0:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _config_matrix(result: Any, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``values`` (the sweep's member shape) as ``(K, C, S)``: learning rate, every other
+    hyperparameter combination, seed; with a label per combination."""
+    names = [n for n in result.axes if n not in ("learning_rate", "seed")]
+    k = len(result.axes["learning_rate"])
+    s = len(result.axes["seed"]) if "seed" in result.axes else 1
+    matrix = values.reshape(k, -1, s)
+    labels = []
+    for idx in np.ndindex(*[len(result.axes[n]) for n in names]):
+        labels.append(", ".join(f"{n}={result.axes[n][i]:.3g}" for n, i in zip(names, idx)))
+    return matrix, labels or [""]
+
+
+def lr_sensitivity(result: Any, *, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
+    """Final loss against learning rate (log axis) for a :class:`jaxopt_lab.SweepResult`.
+
+    One line per combination of the other hyperparameters: the mean over seeds, with
+    the band from the lowest to the highest seed when there are several. Diverged
+    members are red crosses along the top edge; the best learning rate (lowest mean
+    final loss among configurations that never diverged) is a dashed line and a star.
+    """
+    lrs = np.asarray(result.learning_rates, float)
+    final, labels = _config_matrix(result, np.asarray(result.final_losses, float))
+    diverged, _ = _config_matrix(result, np.asarray(result.diverged, bool))
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    with np.errstate(all="ignore"):
+        kept = np.where(diverged, np.nan, final)
+    for c, label in enumerate(labels):
+        column = kept[:, c, :]
+        all_nan = np.isnan(column).all(axis=1)
+        safe = np.where(all_nan[:, None], 0.0, column)
+        mean = np.where(all_nan, np.nan, np.nanmean(safe, axis=1))
+        default = "final loss" + (" (mean and range over seeds)" if column.shape[1] > 1 else "")
+        (line,) = ax.plot(lrs, mean, marker=".", label=label or default)
+        if column.shape[1] > 1:
+            low = np.where(all_nan, np.nan, np.nanmin(safe, axis=1))
+            high = np.where(all_nan, np.nan, np.nanmax(safe, axis=1))
+            ax.fill_between(lrs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    rows, _, _ = np.nonzero(diverged)
+    if rows.size:
+        # crosses on the top edge, in axes coordinates: a diverged loss has no value to plot
+        ax.plot(lrs[rows], np.full(rows.size, 0.97), "x", color=_DIVERGED_COLOR, markersize=8,
+                transform=ax.get_xaxis_transform(), label=f"diverged ({rows.size})", clip_on=False)  # fmt: skip
+    ax.set_xscale("log")
+    _log_scale_if_positive(ax, kept)
+    try:
+        best = result.best
+    except ValueError:  # every member diverged
+        best = None
+    if best is not None:
+        k, *others = result.best_index
+        sizes = [len(result.axes[n]) for n in result.axes if n not in ("learning_rate", "seed")]
+        c = int(np.ravel_multi_index(others, sizes)) if sizes else 0
+        ax.axvline(lrs[k], color="0.4", linestyle="--", linewidth=1)
+        ax.plot([lrs[k]], [np.nanmean(kept[k, c])], "*", color="gold", markeredgecolor="k", markersize=15,
+                label=f"best lr {lrs[k]:.3g}", zorder=5)  # fmt: skip
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"loss after {result.losses.shape[-1]} steps")
+    ax.set_title(title or "Learning-rate sensitivity")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
+    """The ``top`` configurations by final loss (mean over seeds, never diverged), each
+    as its mean loss curve over seeds."""
+    scores, diverged = result._config_scores()
+    order = np.argsort(np.where(diverged | ~np.isfinite(scores), np.inf, scores), axis=None)
+    names = [n for n in result.axes if n != "seed"]
+    curves = {}
+    for flat in order[:top]:
+        idx = np.unravel_index(flat, scores.shape)
+        if diverged[idx] or not np.isfinite(scores[idx]):
+            break
+        label = ", ".join(f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}" for n, i in zip(names, idx))
+        losses = result.losses[idx]
+        curves[label] = losses.mean(axis=0) if "seed" in result.axes else losses
+    return curves
+
+
+def loss_curves(
+    curves: Any,
+    *,
+    top: int = 5,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+    xlabel: str = "step",
+    smooth: int | None = None,
+) -> Figure:
+    """Loss histories on a log scale (linear when a loss is not positive).
+
+    ``curves`` is a :class:`jaxopt_lab.SweepResult`, whose ``top`` best configurations
+    are drawn (mean over seeds), or a mapping ``label -> (steps,) losses``. ``smooth``: a
+    window of steps to average over (mini-batch losses are noisy; one epoch is a good
+    window), drawn over the raw curve, which stays faint.
+    """
+    if hasattr(curves, "axes") and hasattr(curves, "losses"):
+        curves = _top_curves(curves, top)
+        title = title or f"Loss curves of the {len(curves)} best learning rates"
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    everything = []
+    for label, curve in curves.items():
+        curve = np.asarray(curve, float)
+        everything.append(curve)
+        if smooth and smooth > 1 and curve.size >= smooth:
+            (raw,) = ax.plot(np.arange(curve.size), curve, linewidth=0.6, alpha=0.25)
+            mean = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
+            ax.plot(np.arange(smooth - 1, curve.size), mean, color=raw.get_color(), label=label, linewidth=1.6)
+        else:
+            ax.plot(np.arange(curve.size), curve, label=label, linewidth=1.4)
+    if everything:
+        _log_scale_if_positive(ax, np.concatenate(everything))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss" if not smooth or smooth <= 1 else f"loss (bold: mean over {smooth} steps)")
+    ax.set_title(title or "Loss curves")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def _evaluate_on_grid(fn: Callable[[Any], Any], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    import jax
+    import jax.numpy as jnp
+
+    points = jnp.stack(jnp.meshgrid(jnp.asarray(xs), jnp.asarray(ys)), axis=-1).reshape(-1, 2)
+    return np.asarray(jax.jit(jax.vmap(fn))(points)).reshape(ys.size, xs.size)
+
+
+def contour_trajectories(
+    fn: Callable[[Any], Any],
+    paths: Mapping[str, Any],
+    *,
+    bounds: Sequence[float] | None = None,
+    minimizers: Any = None,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+    resolution: int = 300,
+) -> Figure:
+    """The contours of a 2-D function ``fn(x) -> scalar`` (``x`` of shape ``(2,)``) with
+    each optimizer's path, ``label -> (T, 2)`` iterates, drawn on them; ``minimizers``
+    (``(m, 2)``) as stars. ``bounds = (xmin, xmax, ymin, ymax)`` defaults to the box
+    around the paths and minimizers, plus a margin. Levels are log-spaced above the
+    minimum seen, which shows both the steep walls and the flat valley floor."""
+    paths = {k: np.asarray(v, float).reshape(-1, 2) for k, v in paths.items()}
+    mins = np.zeros((0, 2)) if minimizers is None else np.asarray(minimizers, float).reshape(-1, 2)
+    if bounds is None:
+        pts = np.concatenate([*paths.values(), mins]) if paths or mins.size else np.zeros((1, 2))
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        pad = 0.15 * np.maximum(hi - lo, 1.0)
+        bounds = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    xs = np.linspace(bounds[0], bounds[1], resolution)
+    ys = np.linspace(bounds[2], bounds[3], resolution)
+    z = _evaluate_on_grid(fn, xs, ys)
+    fig = Figure(figsize=(7.5, 6))
+    ax = fig.add_subplot()
+    shifted = z - np.nanmin(z)
+    top = np.nanmax(shifted)
+    if top > 0:
+        floor = max(top * 1e-6, np.nanpercentile(shifted[shifted > 0], 0.5))
+        levels = np.geomspace(floor, top, 30)
+        ax.contour(xs, ys, shifted, levels=levels, cmap="viridis", linewidths=0.7)
+    for label, p in paths.items():
+        shown = p[np.isfinite(p).all(axis=1)]
+        (line,) = ax.plot(shown[:, 0], shown[:, 1], ".-", markersize=2.5, linewidth=1.2, label=label)
+        ax.plot(shown[0, 0], shown[0, 1], "o", color=line.get_color(), markersize=6)
+        ax.plot(shown[-1, 0], shown[-1, 1], "s", color=line.get_color(), markersize=6, markeredgecolor="k")
+    if mins.size:
+        ax.plot(mins[:, 0], mins[:, 1], "*", color="gold", markeredgecolor="k", markersize=15, label="minimizer")
+    ax.set_xlim(bounds[0], bounds[1])
+    ax.set_ylim(bounds[2], bounds[3])
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.set_title(title or "Optimizer paths (circle: start, square: end)")
+    ax.legend(fontsize=8, loc="best")
+    return _finish(fig, path)
+
+
+def learning_rate_effect(
+    fn: Callable[[Any], Any],
+    x0: float,
+    learning_rates: Sequence[float],
+    steps: int = 10,
+    *,
+    bounds: Sequence[float] | None = None,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Gradient descent :math:`x_{t+1} = x_t - \\eta f'(x_t)` on a 1-D function from
+    ``x0``, one panel per learning rate :math:`\\eta`: the curve :math:`f(x)` with the
+    iterates on it, joined in order and coloured from the start (light) to the end (dark).
+    ``fn`` takes a ``(1,)`` array (as the 1-D :mod:`jaxopt_lab.problems` do) or a scalar.
+    """
+    import jax.numpy as jnp
+
+    from jaxopt_lab.loops import trajectory
+    from jaxopt_lab.optimizers import sgd
+
+    def f1(x):
+        x = jnp.reshape(x, (1,))
+        try:
+            return jnp.reshape(fn(x), ())
+        except (TypeError, ValueError):
+            return jnp.reshape(fn(x[0]), ())
+
+    start = jnp.asarray([x0], jnp.float32)
+    runs = [np.asarray(trajectory(f1, start, sgd(lr), steps))[:, 0] for lr in learning_rates]
+    if bounds is None:  # the box the tame runs explore; a diverging run leaves it
+        reach = 10.0 * (abs(x0) + 1.0)
+        tame = [r for r in runs if np.isfinite(r).all() and np.abs(r - x0).max() <= reach]
+        seen = np.concatenate([*tame, [x0 - 1.0, x0 + 1.0]])
+        lo, hi = seen.min(), seen.max()
+        pad = 0.1 * (hi - lo)
+        bounds = (lo - pad, hi + pad)
+    xs = np.linspace(bounds[0], bounds[1], 400)
+    import jax
+
+    ys = np.asarray(jax.vmap(f1)(jnp.asarray(xs, jnp.float32)))
+    fig = Figure(figsize=(3.4 * len(runs), 3.6))
+    axes = fig.subplots(1, len(runs), squeeze=False)[0]
+    for ax, lr, xs_path in zip(axes, learning_rates, runs):
+        ax.plot(xs, ys, color="0.3", linewidth=1.2)
+        inside = np.isfinite(xs_path) & (xs_path >= bounds[0]) & (xs_path <= bounds[1])
+        shown = xs_path[inside]
+        fs = np.asarray(jax.vmap(f1)(jnp.asarray(shown, jnp.float32))) if shown.size else shown
+        ax.plot(shown, fs, "-", color="tab:blue", linewidth=0.8, alpha=0.6)
+        ax.scatter(shown, fs, c=np.arange(shown.size), cmap="Blues", vmin=-3, edgecolors="k", linewidths=0.4, zorder=3)
+        left = "" if inside.all() else f"; {int((~inside).sum())} iterates off the plot"
+        ax.set_title(f"lr = {lr:g}{left}", fontsize=9)
+        ax.set_xlim(bounds[0], bounds[1])
+        ax.set_xlabel("x")
+    axes[0].set_ylabel("f(x)")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+__all__ = ["contour_trajectories", "learning_rate_effect", "loss_curves", "lr_sensitivity"]
