@@ -295,6 +295,13 @@ def write_results(out_dir: str | Path, name: str, quick: bool, result: dict[str,
     return paths
 
 
+def publish(out_dir: str | Path, name: str, quick: bool, result: dict[str, Any], md: str) -> None:
+    """Write a benchmark's JSON and markdown (:func:`write_results`) and print the table."""
+    json_path, md_path = write_results(out_dir, name, quick, result, md)
+    print(md, flush=True)
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr, flush=True)
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left: int = 1) -> str:
     """A GitHub markdown table; the first ``n_left`` columns are left-aligned, the rest
     right-aligned. Cells are printed with ``str``, so format numbers beforehand."""

@@ -52,7 +52,7 @@ loop and of the hand-written loop are compiled apart and their opcode histograms
 
 Usage::
 
-    python benchmarks/loop_overhead.py [--quick] [--steps 10000] [--python-steps 10000]
+    python -m benchmarks.loop_overhead [--quick] [--steps 10000] [--python-steps 10000]
         [--epochs 20] [--full-batch-epochs 200] [--batch-size 64] [--rosen-repeats 100]
         [--repeats 30] [--python-repeats 10] [--no-diagnostics] [--no-hlo-diff]
         [--dump-hlo DIR] [--out benchmarks/results]
@@ -75,16 +75,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:  # run as a script: benchmarks/ is on sys.path
-    import _timing as T
-except ImportError:  # run as a module: python -m benchmarks.loop_overhead
-    from benchmarks import _timing as T
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
-try:
-    import jaxopt_lab as jol
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import jaxopt_lab as jol
+import jaxopt_lab as jol
 
 import optax
 
@@ -927,9 +920,7 @@ def main(argv=None) -> dict[str, Any]:
         "total_runtime_s": time.perf_counter() - t_start,
     }
     md = build_markdown(result)
-    json_path, md_path = T.write_results(args.out, "loop_overhead", args.quick, result, md)
-    print(md)
-    log(f"wrote {json_path} and {md_path}")
+    T.publish(args.out, "loop_overhead", args.quick, result, md)
     return result
 
 

@@ -39,16 +39,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import scipy.optimize  # noqa: E402
 
-try:  # run as a script: benchmarks/ is on sys.path
-    import _timing as T
-except ImportError:  # run as a module: python -m benchmarks.quasi_newton
-    from benchmarks import _timing as T
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
-try:
-    import jaxopt_lab as jol
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import jaxopt_lab as jol
+import jaxopt_lab as jol
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-8
@@ -232,9 +225,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     result["total_runtime_s"] = time.perf_counter() - t0
     md = build_markdown(result)
-    json_path, md_path = T.write_results(args.out, "quasi_newton", args.quick, result, md)
-    print(md)
-    log(f"wrote {json_path} and {md_path}")
+    T.publish(args.out, "quasi_newton", args.quick, result, md)
     return result
 
 

@@ -74,16 +74,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:  # run as a script: benchmarks/ is on sys.path
-    import _timing as T
-except ImportError:  # run as a module: python -m benchmarks.sweep_speedup
-    from benchmarks import _timing as T
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
-try:
-    import jaxopt_lab as jol
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import jaxopt_lab as jol
+import jaxopt_lab as jol
 
 import optax
 
@@ -696,9 +689,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "total_runtime_s": time.perf_counter() - t_start,
     }
     md = build_markdown(result)
-    json_path, md_path = T.write_results(args.out, "sweep_speedup", args.quick, result, md)
-    print(md)
-    log(f"wrote {json_path} and {md_path}")
+    T.publish(args.out, "sweep_speedup", args.quick, result, md)
     return result
 
 

@@ -1,4 +1,4 @@
-"""Throughput of one jitted optimizer step: jaxopt_lab against optax.
+"""Throughput of one jitted optimizer step: jaxopt_lab against optax (and torch.optim).
 
 One step is what a training loop does after the gradient is known::
 
@@ -6,35 +6,31 @@ One step is what a training loop does after the gradient is known::
     params = apply_updates(params, updates)
 
 compiled with ``jax.jit``, params and optimizer state donated (the same for both
-libraries), gradients passed in as a constant. It is timed for
-
-* ``jol.adam(1e-3)``              vs ``optax.adam(1e-3)``
-* ``jol.sgd(1e-3, momentum=0.9)`` vs ``optax.sgd(1e-3, momentum=0.9)``
-* ``jol.rmsprop(1e-3)``           vs ``optax.rmsprop(1e-3)``
-
-on ``--size`` float32 parameters (default 2**24) held as each of ``--leaves`` leaves
-(default 1 and 100; leaves of equal-ish sizes summing to ``--size``).
+libraries), gradients passed in as a constant. Timed for adam, adamw, sgd with momentum
+0.9, rmsprop, adagrad and lion (``--optimizers``), on float32 and bfloat16 params
+(``--dtypes``) of 2**20 and 2**24 parameters, plus 2**28 on an accelerator with the
+memory for it (``--sizes``), each held as 1 leaf and as 200 leaves (``--leaves``). Where
+torch is importable, adam rows add ``torch.optim.Adam`` with ``foreach=True`` and with
+``fused=True`` on the same device kind (CUDA when JAX runs on a GPU, else CPU).
 
 An optimizer update is memory-bound, so each row also reports the effective memory
-bandwidth from the bytes a fused step must move per parameter:
+bandwidth from the bytes a fused step must move per parameter, (arrays read + arrays
+written) x bytes per element: adam and adamw read p, g, mu, nu and write p, mu, nu
+(7 arrays: 28 bytes in float32, 14 in bfloat16); sgd(momentum), rmsprop, adagrad and
+lion read p, g and one moment and write p and the moment (5 arrays). The bandwidth is
+compared with a donated in-place kernel ``x + 1`` (read x, write x) timed the same way
+on the same device and size -- the "achievable bandwidth" -- and with two streaming
+kernels that move exactly the optimizers' arrays with trivial arithmetic.
 
-* adam:          read p, g, mu, nu + write p, mu, nu  = 7 x 4 = 28 bytes
-* sgd(momentum): read p, g, trace  + write p, trace   = 5 x 4 = 20 bytes
-* rmsprop:       read p, g, nu     + write p, nu      = 5 x 4 = 20 bytes
-
-and compares it with reference kernels timed the same way on the same device: a donated
-in-place copy-like kernel ``x + 1`` (read x, write x: 8 bytes) -- the "achievable
-bandwidth" -- and two streaming kernels that move exactly the bytes of the optimizers
-(read 4 / write 3 and read 3 / write 2 arrays) with trivial arithmetic.
-
-ours and optax are timed interleaved (A B, B A, ...) to keep slow drift of a noisy
-machine from favouring either. Compile time (trace + lower + XLA compile) is measured
+The libraries are timed interleaved (A B, B A, ...) to keep slow drift of a noisy
+machine from favouring any. Compile time (trace + lower + XLA compile) is measured
 apart, on fresh function objects.
 
 Usage::
 
-    python benchmarks/update_throughput.py [--size 16777216] [--leaves 1,100]
-        [--repeats N] [--quick] [--out benchmarks/results] [--dump-hlo DIR]
+    python -m benchmarks.update_throughput [--sizes 1048576,16777216] [--dtypes float32,bfloat16]
+        [--leaves 1,200] [--optimizers adam,sgd(momentum=0.9)] [--repeats N] [--quick]
+        [--out benchmarks/results] [--dump-hlo DIR]
 
 Writes ``<out>/update_throughput_<platform>.json`` and ``.md`` (with ``--quick``:
 ``update_throughput_<platform>_quick.*``, so a smoke run never overwrites real results)
@@ -54,33 +50,42 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:  # run as a script: benchmarks/ is on sys.path
-    import _timing as T
-except ImportError:  # run as a module: python -m benchmarks.update_throughput
-    from benchmarks import _timing as T
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
-try:
-    import jaxopt_lab as jol
-except ImportError:  # not installed: use the checkout this script lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import jaxopt_lab as jol
+import jaxopt_lab as jol
 
 import optax
 
 REPO = Path(__file__).resolve().parents[1]
 
-# name -> (ours factory, optax factory, bytes moved per param per step, arrays read, written)
-OPTIMIZERS: dict[str, tuple[Callable[[], Any], Callable[[], Any], int, int, int]] = {
-    "adam": (lambda: jol.adam(1e-3), lambda: optax.adam(1e-3), 28, 4, 3),
-    "sgd(momentum=0.9)": (
-        lambda: jol.sgd(1e-3, momentum=0.9),
-        lambda: optax.sgd(1e-3, momentum=0.9),
-        20, 3, 2,
-    ),
-    "rmsprop": (lambda: jol.rmsprop(1e-3), lambda: optax.rmsprop(1e-3), 20, 3, 2),
+# name -> (ours factory, optax factory, arrays read, arrays written) per step
+OPTIMIZERS: dict[str, tuple[Callable[[], Any], Callable[[], Any], int, int]] = {
+    "adam": (lambda: jol.adam(1e-3), lambda: optax.adam(1e-3), 4, 3),
+    "adamw": (lambda: jol.adamw(1e-3, weight_decay=1e-4), lambda: optax.adamw(1e-3, weight_decay=1e-4), 4, 3),
+    "sgd(momentum=0.9)": (lambda: jol.sgd(1e-3, momentum=0.9), lambda: optax.sgd(1e-3, momentum=0.9), 3, 2),
+    "rmsprop": (lambda: jol.rmsprop(1e-3), lambda: optax.rmsprop(1e-3), 3, 2),
+    "adagrad": (lambda: jol.adagrad(1e-3), lambda: optax.adagrad(1e-3), 3, 2),
+    "lion": (lambda: jol.lion(1e-4), lambda: optax.lion(1e-4), 3, 2),
 }
+QUICK_OPTIMIZERS = ("adam", "sgd(momentum=0.9)")
+DTYPES = {"float32": np.float32, "bfloat16": jnp.bfloat16}
+LARGE = 2**28  # 256M params: only on an accelerator with the memory for both libraries
 
-COPY_BYTES_PER_ELEM = 8  # x + 1 in place: read x, write x (float32)
+
+def default_sizes(quick: bool) -> list[int]:
+    if quick:
+        return [2**20]
+    sizes = [2**20, 2**24]
+    dev = jax.devices()[0]
+    try:
+        limit = (dev.memory_stats() or {}).get("bytes_limit", 0)
+    except Exception:  # not every backend reports its memory
+        limit = 0
+    # two libraries' params and state (3 arrays each for adam) plus the grads, in float32,
+    # and room for the reference kernels: about 12 arrays of 1 GiB
+    if dev.platform != "cpu" and limit >= 12 * 4 * LARGE:
+        sizes.append(LARGE)
+    return sizes
 
 
 # --------------------------------------------------------------------------- data
@@ -226,17 +231,77 @@ def run_reference_kernels(size: int, repeats: int, warmup: int, min_sample_s: fl
     return results
 
 
+# --------------------------------------------------------------------------- torch.optim
+
+
+class TorchAdamBench(T.StatefulBench):
+    """``torch.optim.Adam.step()`` on params whose ``.grad`` is set once, timed like the
+    JAX steps (several steps back to back, then a device synchronisation)."""
+
+    def __init__(self, name: str, optimizer: Any, sync: Callable[[], None]):
+        super().__init__(name, None, None)
+        self.optimizer, self.sync = optimizer, sync
+
+    def _call(self) -> None:
+        self.optimizer.step()
+
+    def run(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._call()
+        self.sync()
+
+    def sample(self, number: int = 1) -> float:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            self._call()
+        self.sync()
+        return (time.perf_counter() - t0) / number
+
+
+def torch_adam_benches(flat_p: np.ndarray, flat_g: np.ndarray, leaves: int, dtype: str) -> tuple[list, dict]:
+    """torch.optim.Adam (foreach, fused) on the device kind JAX uses; ([], reasons) when
+    torch is missing or a variant is unsupported there."""
+    try:
+        import torch
+    except ImportError:
+        return [], {"torch": "not importable"}
+    device = "cuda" if jax.devices()[0].platform == "gpu" and torch.cuda.is_available() else "cpu"
+    tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sizes = leaf_sizes(flat_p.size, leaves)
+    benches, skipped = [], {}
+    for variant in ("foreach", "fused"):
+        params = []
+        for part_p, part_g in zip(np.split(flat_p.astype(np.float32), np.cumsum(sizes)[:-1]),
+                                  np.split(flat_g.astype(np.float32), np.cumsum(sizes)[:-1])):  # fmt: skip
+            t = torch.tensor(part_p, dtype=tdtype, device=device)
+            t.grad = torch.tensor(part_g, dtype=tdtype, device=device)
+            params.append(t)
+        try:
+            opt = torch.optim.Adam(params, lr=1e-3, **{variant: True})
+            opt.step()
+            sync()
+        except (RuntimeError, TypeError, ValueError) as e:  # e.g. fused unsupported for a dtype/device
+            skipped[f"torch Adam {variant}"] = str(e).splitlines()[0][:200]
+            continue
+        benches.append(TorchAdamBench(f"torch Adam {variant} ({device})", opt, sync))
+    return benches, {"torch_version": torch.__version__, "torch_device": device, **skipped}
+
+
 # --------------------------------------------------------------------------- main bench
 
 
-def bench_pair(opt_name: str, leaves: int, size: int, args: argparse.Namespace,
-               rng: np.random.Generator) -> dict[str, Any]:
-    make_ours, make_optax, bytes_per_param, _, _ = OPTIMIZERS[opt_name]
+def bench_row(opt_name: str, dtype: str, leaves: int, size: int, args: argparse.Namespace,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """One (optimizer, dtype, size, layout) row: ours and optax (and torch for adam)."""
+    make_ours, make_optax, n_read, n_write = OPTIMIZERS[opt_name]
+    np_dtype = DTYPES[dtype]
+    itemsize = np.dtype(np_dtype).itemsize
+    bytes_per_param = (n_read + n_write) * itemsize
     flat_p = rng.standard_normal(size, dtype=np.float32)
-    flat_g = (rng.standard_normal(size, dtype=np.float32) * np.float32(1e-2))
-    params = make_tree(flat_p, leaves)
-    grads = make_tree(flat_g, leaves)
-    del flat_p, flat_g
+    flat_g = rng.standard_normal(size, dtype=np.float32) * np.float32(1e-2)
+    params = make_tree(flat_p.astype(np_dtype), leaves)
+    grads = make_tree(flat_g.astype(np_dtype), leaves)
 
     libs = {
         "jaxopt_lab": (make_ours(), jol.apply_updates),
@@ -249,13 +314,13 @@ def bench_pair(opt_name: str, leaves: int, size: int, args: argparse.Namespace,
         step = jax.jit(make_step_factory(opt, apply)())
         new_p, _ = step(params, opt.init(params), grads)
         check[lib] = new_p
-    diff = max(float(jnp.max(jnp.abs(a - b)))
-               for a, b in zip(jax.tree.leaves(check["jaxopt_lab"]), jax.tree.leaves(check["optax"])))
+    diff = max(float(jnp.max(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32))))
+               for a, b in zip(jax.tree.leaves(check["jaxopt_lab"]), jax.tree.leaves(check["optax"])))  # fmt: skip
     del check
 
-    out: dict[str, Any] = {"optimizer": opt_name, "leaves": leaves, "size": size,
+    out: dict[str, Any] = {"optimizer": opt_name, "dtype": dtype, "leaves": leaves, "size": size,
                            "bytes_per_param": bytes_per_param,
-                           "max_abs_diff_params_after_one_step": diff, "libraries": {}}
+                           "max_abs_diff_params_after_one_step": diff, "libraries": {}}  # fmt: skip
     benches = []
     for lib, (opt, apply) in libs.items():
         p = tree_copy(params)
@@ -269,7 +334,7 @@ def bench_pair(opt_name: str, leaves: int, size: int, args: argparse.Namespace,
             jax.block_until_ready(new)
         donated_ok = all_deleted(p) and all_deleted(s)
         donation_warnings = [str(w.message) for w in caught if "donat" in str(w.message).lower()]
-        info = {
+        out["libraries"][lib] = {
             "compile_s": {
                 "lower_plus_compile": cr.total.to_dict(),
                 "lower": cr.lower.to_dict(),
@@ -282,12 +347,17 @@ def bench_pair(opt_name: str, leaves: int, size: int, args: argparse.Namespace,
         if args.dump_hlo:
             d = Path(args.dump_hlo)
             d.mkdir(parents=True, exist_ok=True)
-            tag = f"{opt_name.split('(')[0]}_{leaves}leaves_{lib}"
+            tag = f"{opt_name.split('(')[0]}_{dtype}_{size}_{leaves}leaves_{lib}"
             (d / f"{tag}.stablehlo.txt").write_text(cr.lowered.as_text())
             (d / f"{tag}.optimized_hlo.txt").write_text(cr.compiled.as_text())
-        out["libraries"][lib] = info
         benches.append(T.StatefulBench(lib, cr.compiled, new, (grads,)))
         del p, s
+    if opt_name == "adam" and not args.no_torch:
+        torch_benches, out["torch"] = torch_adam_benches(flat_p, flat_g, leaves, dtype)
+        for b in torch_benches:
+            out["libraries"][b.name] = {"compile_s": None, "donation_ok": True}
+        benches += torch_benches
+    del flat_p, flat_g
 
     number = T.run_interleaved(benches, repeats=args.repeats, warmup=args.warmup,
                                min_sample_s=args.min_sample_s)
@@ -298,20 +368,17 @@ def bench_pair(opt_name: str, leaves: int, size: int, args: argparse.Namespace,
         info["time_s"] = st.to_dict()
         info["time_ms"] = st.scaled(1e3)
         info["Gparam_per_s"] = {k: v / 1e9 for k, v in T.rate_stats(size, st).items()}
-        info["GB_per_s"] = {k: v / 1e9
-                            for k, v in T.rate_stats(size * bytes_per_param, st).items()}
-    ours, ref = out["libraries"]["jaxopt_lab"]["time_s"], out["libraries"]["optax"]["time_s"]
-    # Paired ratios: sample i of both libraries was taken in the same round, back to back,
-    # so their ratio cancels drift slower than one round; its spread shows the noise.
-    paired = [a / b for a, b in zip(ours["samples"], ref["samples"])]
-    q25, q50, q75 = (float(np.percentile(paired, q)) for q in (25, 50, 75))
-    out["ratio_ours_over_optax"] = {
-        "median": ours["median"] / ref["median"],
-        "min": ours["min"] / ref["min"],
-        "paired_median": q50,
-        "paired_q25": q25,
-        "paired_q75": q75,
-    }
+        info["GB_per_s"] = {k: v / 1e9 for k, v in T.rate_stats(size * bytes_per_param, st).items()}
+    ref = out["libraries"]["optax"]["time_s"]
+    for info in out["libraries"].values():
+        mine = info["time_s"]
+        # Paired ratios: sample i of both was taken in the same round, back to back, so
+        # their ratio cancels drift slower than one round; its spread shows the noise.
+        paired = [a / b for a, b in zip(mine["samples"], ref["samples"])]
+        q25, q50, q75 = (float(np.percentile(paired, q)) for q in (25, 50, 75))
+        info["ratio_to_optax"] = {"median": mine["median"] / ref["median"], "min": mine["min"] / ref["min"],
+                                  "paired_median": q50, "paired_q25": q25, "paired_q75": q75}  # fmt: skip
+    out["ratio_ours_over_optax"] = out["libraries"]["jaxopt_lab"]["ratio_to_optax"]
     return out
 
 
@@ -319,112 +386,123 @@ def fmt(x: float, nd: int = 2) -> str:
     return f"{x:.{nd}f}"
 
 
+def _size_label(size: int) -> str:
+    return f"2^{size.bit_length() - 1}" if size & (size - 1) == 0 else f"{size:,}"
+
+
 def build_markdown(result: dict[str, Any]) -> str:
     env, cfg, refs = result["environment"], result["config"], result["reference_kernels"]
-    copy_gbs = refs["copy (x+1, donated)"]["GB_per_s"]["median"]
     lines = [
         f"# Optimizer update throughput: jaxopt_lab vs optax ({env['platform']})",
         "",
         f"Device: {env['device_kind']} ({env['device']}), CPU model: {env['cpu_model']}, "
         f"cores: {env['cpu_count']}. jax {env['jax']}, jaxlib {env['jaxlib']}, "
-        f"optax {env['optax']}, numpy {env['numpy']}. Load average (1/5/15 min) at start "
-        f"{env['load_average_1_5_15min']}, at end {result['load_average_at_end']}.",
-        f"{cfg['size']:,} float32 params; {cfg['repeats']} interleaved repeats after "
-        f"{cfg['warmup']} warm-up calls; params and state donated for both libraries. "
-        "Times are per step; ours/optax = ratio of median times (paired q25-q75: "
-        "quartiles of the per-round ratios, a noise gauge); GB/s counts the bytes a fused step must move "
-        "(adam 28, sgd(momentum) 20, rmsprop 20 bytes/param); '% copy BW' is that "
-        f"over the copy kernel's {copy_gbs:.1f} GB/s; compile s = trace + lower + XLA "
-        "compile (median).",
+        f"optax {env['optax']}, numpy {env['numpy']}"
+        + (f", torch {result['torch_version']}" if result.get("torch_version") else ", torch not importable")
+        + f". Load average (1/5/15 min) at start {env['load_average_1_5_15min']}, at end "
+        f"{result['load_average_at_end']}.",
+        f"{cfg['repeats']} interleaved repeats after {cfg['warmup']} warm-up calls; params and "
+        "state donated for the JAX libraries. Times are per step; 'to optax' = ratio of "
+        "median times (paired q25-q75: quartiles of the per-round ratios, a noise gauge); "
+        "GB/s counts the bytes a fused step must move ((arrays read + written) x element "
+        "size: adam/adamw 7 arrays, the others 5); '% copy BW' is that over the donated "
+        "copy kernel's bandwidth at the same size; compile s = trace + lower + XLA compile "
+        "(median).",
         "",
     ]
-    headers = ["optimizer", "layout", "library", "compile s", "median ms", "min ms", "max ms",
-               "Gparam/s", "GB/s", "% copy BW", "ours/optax", "paired q25-q75"]
+    headers = ["size", "dtype", "optimizer", "layout", "library", "compile s", "median ms", "min ms",
+               "max ms", "Gparam/s", "GB/s", "% copy BW", "to optax", "paired q25-q75"]  # fmt: skip
     rows = []
     for r in result["results"]:
         layout = "1 leaf" if r["leaves"] == 1 else f"{r['leaves']} leaves"
-        for lib in ("jaxopt_lab", "optax"):
-            info = r["libraries"][lib]
-            t = info["time_ms"]
+        copy_gbs = refs[str(r["size"])]["copy (x+1, donated)"]["GB_per_s"]["median"]
+        for lib, info in r["libraries"].items():
+            t, ratio = info["time_ms"], info["ratio_to_optax"]
             gbs = info["GB_per_s"]["median"]
+            compile_s = info["compile_s"]
             rows.append([
-                r["optimizer"], layout, lib,
-                fmt(info["compile_s"]["lower_plus_compile"]["median"], 3),
-                fmt(t["median"]), fmt(t["min"]), fmt(t["max"]),
-                fmt(info["Gparam_per_s"]["median"], 3), fmt(gbs, 1),
-                f"{100 * gbs / copy_gbs:.0f}%",
-                fmt(r["ratio_ours_over_optax"]["median"], 3) if lib == "jaxopt_lab" else "ref",
-                (f"{r['ratio_ours_over_optax']['paired_q25']:.3f}-"
-                 f"{r['ratio_ours_over_optax']['paired_q75']:.3f}") if lib == "jaxopt_lab" else "",
-            ])
-    lines.append(T.markdown_table(headers, rows, n_left=3))
-    lines += ["", "Reference kernels (same device, same size, donated, timed the same way):", ""]
+                _size_label(r["size"]), r["dtype"], r["optimizer"], layout, lib,
+                fmt(compile_s["lower_plus_compile"]["median"], 3) if compile_s else "-",
+                fmt(t["median"], 3), fmt(t["min"], 3), fmt(t["max"], 3),
+                fmt(info["Gparam_per_s"]["median"], 3), fmt(gbs, 1), f"{100 * gbs / copy_gbs:.0f}%",
+                "ref" if lib == "optax" else fmt(ratio["median"], 3),
+                "" if lib == "optax" else f"{ratio['paired_q25']:.3f}-{ratio['paired_q75']:.3f}",
+            ])  # fmt: skip
+    lines.append(T.markdown_table(headers, rows, n_left=5))
+    lines += ["", "Reference kernels (same device, float32, donated, timed the same way):", ""]
     rrows = []
-    for name, k in refs.items():
-        t = k["time_ms"]
-        rrows.append([name, k["bytes_per_param"], fmt(t["median"]), fmt(t["min"]), fmt(t["max"]),
-                      fmt(k["GB_per_s"]["median"], 1),
-                      f"{100 * k['GB_per_s']['median'] / copy_gbs:.0f}%"])
-    lines.append(T.markdown_table(["kernel", "bytes/param", "median ms", "min ms", "max ms",
-                                   "GB/s", "% copy BW"], rrows, n_left=1))
-    bad = [f"{r['optimizer']} / {r['leaves']} leaves / {lib}"
-           for r in result["results"] for lib, info in r["libraries"].items()
-           if not info["donation_ok"]]
+    for size, kernels in refs.items():
+        copy_gbs = kernels["copy (x+1, donated)"]["GB_per_s"]["median"]
+        for name, k in kernels.items():
+            t = k["time_ms"]
+            rrows.append([_size_label(int(size)), name, k["bytes_per_param"], fmt(t["median"], 3), fmt(t["min"], 3),
+                          fmt(t["max"], 3), fmt(k["GB_per_s"]["median"], 1),
+                          f"{100 * k['GB_per_s']['median'] / copy_gbs:.0f}%"])  # fmt: skip
+    lines.append(T.markdown_table(["size", "kernel", "bytes/param", "median ms", "min ms", "max ms",
+                                   "GB/s", "% copy BW"], rrows, n_left=2))  # fmt: skip
+    skipped = {k: v for r in result["results"] for k, v in (r.get("torch") or {}).items()
+               if k.startswith("torch Adam")}  # fmt: skip
+    if skipped:
+        lines += ["", "Not run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())]
+    bad = [f"{r['optimizer']} / {r['dtype']} / {r['leaves']} leaves / {lib}"
+           for r in result["results"] for lib, info in r["libraries"].items() if not info["donation_ok"]]  # fmt: skip
     if bad:
         lines += ["", "WARNING: donation did not take effect for: " + ", ".join(bad)]
     return "\n".join(lines) + "\n"
 
 
+def _int_list(ap: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"{flag}: expected comma-separated integers, got {text!r}")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=None,
-                    help="total float32 params (default 2**24; 2**20 with --quick)")
-    ap.add_argument("--leaves", type=str, default="1,100",
-                    help="comma-separated leaf counts (default 1,100)")
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--sizes", type=str, default=None,
+                    help="comma-separated parameter counts (default 2**20,2**24, plus 2**28 on an accelerator "
+                         "with the memory; 2**20 with --quick)")  # fmt: skip
+    ap.add_argument("--dtypes", type=str, default="float32,bfloat16", help="subset of float32,bfloat16")
+    ap.add_argument("--leaves", type=str, default="1,200", help="comma-separated leaf counts (default 1,200)")
     ap.add_argument("--repeats", type=int, default=None,
-                    help="timed samples per library and row (default 50; 5 with --quick)")
+                    help="timed samples per library and row (default 30; 5 with --quick)")
     ap.add_argument("--warmup", type=int, default=None,
                     help="untimed calls before timing (default 3; 1 with --quick)")
     ap.add_argument("--compile-repeats", type=int, default=None,
-                    help="fresh compiles timed per row and library (default 3; 1 with --quick)")
+                    help="fresh compiles timed per row and library (default 2; 1 with --quick)")
     ap.add_argument("--min-sample-s", type=float, default=0.02,
                     help="each sample runs the step enough times back to back to last at "
-                         "least this long (default 0.02 s); 1 call when a step is slower")
-    ap.add_argument("--optimizers", type=str, default=",".join(OPTIMIZERS),
-                    help="subset of: " + ", ".join(OPTIMIZERS))
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 2**20 params, few repeats")
+                         "least this long (default 0.02 s); 1 call when a step is slower")  # fmt: skip
+    ap.add_argument("--optimizers", type=str, default=None,
+                    help="subset of: " + ", ".join(OPTIMIZERS) + f" (default all; {', '.join(QUICK_OPTIMIZERS)} with --quick)")
+    ap.add_argument("--no-torch", action="store_true", help="skip torch.optim even when it is importable")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2**20 params, adam and sgd, few repeats")
     ap.add_argument("--out", type=str, default=str(REPO / "benchmarks" / "results"),
                     help="output directory (default benchmarks/results)")
     ap.add_argument("--dump-hlo", type=str, default=None,
                     help="write StableHLO and optimised HLO of every step to this directory")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    if a.size is None:
-        a.size = 2**20 if a.quick else 2**24
-    if a.repeats is None:
-        a.repeats = 5 if a.quick else 50
-    if a.warmup is None:
-        a.warmup = 1 if a.quick else 3
-    if a.compile_repeats is None:
-        a.compile_repeats = 1 if a.quick else 3
-    try:
-        a.leaves_list = [int(x) for x in a.leaves.split(",") if x.strip()]
-    except ValueError:
-        ap.error(f"--leaves: expected comma-separated integers, got {a.leaves!r}")
+    a.size_list = default_sizes(a.quick) if a.sizes is None else _int_list(ap, "--sizes", a.sizes)
+    a.repeats = a.repeats or (5 if a.quick else 30)
+    a.warmup = (1 if a.quick else 3) if a.warmup is None else a.warmup
+    a.compile_repeats = a.compile_repeats or (1 if a.quick else 2)
+    a.leaves_list = _int_list(ap, "--leaves", a.leaves)
     for n in a.leaves_list:
-        if not 1 <= n <= a.size:
-            ap.error(f"--leaves: each count must be in [1, --size={a.size}], got {n}")
-    a.optimizer_list = [x.strip() for x in a.optimizers.split(",") if x.strip()]
+        if not 1 <= n <= min(a.size_list):
+            ap.error(f"--leaves: each count must be in [1, the smallest size], got {n}")
+    a.dtype_list = [x.strip() for x in a.dtypes.split(",") if x.strip()]
+    if not a.dtype_list or set(a.dtype_list) - set(DTYPES):
+        ap.error(f"--dtypes: choose from {list(DTYPES)}, got {a.dtypes!r}")
+    default_opts = ",".join(QUICK_OPTIMIZERS if a.quick else OPTIMIZERS)
+    a.optimizer_list = [x.strip() for x in (a.optimizers or default_opts).split(",") if x.strip()]
     unknown = [x for x in a.optimizer_list if x not in OPTIMIZERS]
     if unknown:
         ap.error(f"--optimizers: unknown {unknown}; choose from {list(OPTIMIZERS)}")
-    for name in ("size", "repeats", "compile_repeats"):
-        if getattr(a, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if a.warmup < 0:
-        ap.error("--warmup must be >= 0")
+    if min(a.size_list, default=0) < 1 or a.repeats < 1 or a.compile_repeats < 1 or a.warmup < 0:
+        ap.error("--sizes, --repeats and --compile-repeats must be >= 1, --warmup >= 0")
     return a
 
 
@@ -435,37 +513,39 @@ def main(argv=None) -> dict[str, Any]:
     backend_warmup_s = T.warm_up_backend()
     rng = np.random.default_rng(args.seed)
 
-    refs = run_reference_kernels(args.size, args.repeats, args.warmup, args.min_sample_s, rng)
-    results = []
-    for leaves in args.leaves_list:
-        for opt_name in args.optimizer_list:
-            r = bench_pair(opt_name, leaves, args.size, args, rng)
-            results.append(r)
-            ratio = r["ratio_ours_over_optax"]["median"]
-            print(f"[{time.perf_counter() - t_start:6.1f}s] {opt_name:18s} {leaves:4d} leaves: "
-                  f"ours {r['libraries']['jaxopt_lab']['time_ms']['median']:.2f} ms, "
-                  f"optax {r['libraries']['optax']['time_ms']['median']:.2f} ms, "
-                  f"ratio {ratio:.3f}", file=sys.stderr, flush=True)
-
-    copy_gbs = refs["copy (x+1, donated)"]["GB_per_s"]["median"]
-    for r in results:
-        for info in r["libraries"].values():
-            info["fraction_of_copy_bandwidth"] = info["GB_per_s"]["median"] / copy_gbs
+    refs, results, torch_version = {}, [], None
+    for size in args.size_list:
+        refs[str(size)] = run_reference_kernels(size, args.repeats, args.warmup, args.min_sample_s, rng)
+        copy_gbs = refs[str(size)]["copy (x+1, donated)"]["GB_per_s"]["median"]
+        for dtype in args.dtype_list:
+            for leaves in args.leaves_list:
+                for opt_name in args.optimizer_list:
+                    r = bench_row(opt_name, dtype, leaves, size, args, rng)
+                    torch_version = torch_version or (r.get("torch") or {}).get("torch_version")
+                    for info in r["libraries"].values():
+                        info["fraction_of_copy_bandwidth"] = info["GB_per_s"]["median"] / copy_gbs
+                    results.append(r)
+                    times = ", ".join(f"{lib} {info['time_ms']['median']:.3f} ms" for lib, info in r["libraries"].items())
+                    print(f"[{time.perf_counter() - t_start:6.1f}s] {_size_label(size)} {dtype} {opt_name} "
+                          f"{leaves} leaves: {times}", file=sys.stderr, flush=True)  # fmt: skip
 
     result = {
         "benchmark": "update_throughput",
         "environment": env,
+        "torch_version": torch_version,
         "config": {
-            "size": args.size, "leaves": args.leaves_list, "optimizers": args.optimizer_list,
-            "repeats": args.repeats, "warmup": args.warmup,
+            "sizes": args.size_list, "dtypes": args.dtype_list, "leaves": args.leaves_list,
+            "optimizers": args.optimizer_list, "repeats": args.repeats, "warmup": args.warmup,
             "compile_repeats": args.compile_repeats, "min_sample_s": args.min_sample_s,
-            "quick": args.quick, "seed": args.seed, "dtype": "float32",
-            "donate": "params and optimizer state (argnums 0, 1), both libraries",
-            "order": "interleaved: ours/optax alternate which goes first each repeat",
+            "quick": args.quick, "seed": args.seed,
+            "donate": "params and optimizer state (argnums 0, 1), both JAX libraries",
+            "order": "interleaved: the libraries alternate which goes first each repeat",
             "step": "updates, state = opt.update(g, state, p); p = apply_updates(p, updates)",
-            "hyperparameters": {"adam": "adam(1e-3)", "sgd": "sgd(1e-3, momentum=0.9)",
-                                "rmsprop": "rmsprop(1e-3)"},
-        },
+            "hyperparameters": {"adam": "adam(1e-3)", "adamw": "adamw(1e-3, weight_decay=1e-4)",
+                                "sgd": "sgd(1e-3, momentum=0.9)", "rmsprop": "rmsprop(1e-3)",
+                                "adagrad": "adagrad(1e-3)", "lion": "lion(1e-4)",
+                                "torch": "torch.optim.Adam(lr=1e-3, foreach=True | fused=True)"},
+        },  # fmt: skip
         "backend_warmup_s": backend_warmup_s,
         "reference_kernels": refs,
         "results": results,
@@ -474,9 +554,7 @@ def main(argv=None) -> dict[str, Any]:
     }
     md = build_markdown(result)
 
-    json_path, md_path = T.write_results(args.out, "update_throughput", args.quick, result, md)
-    print(md)
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    T.publish(args.out, "update_throughput", args.quick, result, md)
     return result
 
 

@@ -1,0 +1,78 @@
+"""The benchmark suite's quick mode runs end to end and writes honest records.
+
+A smoke test: it checks that every benchmark runs and records what a reader needs to
+trust its numbers (device, versions, spread over repeats, compile time apart), never
+how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "quasi_newton")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    if not (REPO / "benchmarks" / "__main__.py").exists():
+        pytest.skip("not a source checkout")
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return proc, out
+
+
+def test_quick_suite_runs_every_benchmark_and_prints_tables(quick_run):
+    proc, _ = quick_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in SUITE:
+        assert f"# benchmark: {name} (quick)" in proc.stdout
+    assert proc.stdout.count("|---") >= len(SUITE)
+
+
+@pytest.mark.parametrize("name", SUITE)
+def test_each_result_names_its_device_and_versions_and_keeps_quick_apart(quick_run, name):
+    _, out = quick_run
+    files = list(out.glob(f"{name}_*_quick.json"))
+    assert len(files) == 1 and files[0].with_suffix(".md").exists()
+    result = json.loads(files[0].read_text())
+    env = result["environment"]
+    for key in ("platform", "device_kind", "jax", "jaxlib"):
+        assert env.get(key), key
+    assert result["config"]["quick"] is True
+
+
+def _stats(node, found):
+    """Every {min, median, max} record in a result."""
+    if isinstance(node, dict):
+        if {"min", "median", "max"} <= node.keys():
+            found.append(node)
+        for v in node.values():
+            _stats(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _stats(v, found)
+    return found
+
+
+def test_update_throughput_times_every_library_with_spread_and_compile_apart(quick_run):
+    _, out = quick_run
+    result = json.loads(next(out.glob("update_throughput_*_quick.json")).read_text())
+    assert {r["dtype"] for r in result["results"]} == {"float32", "bfloat16"}
+    assert {r["leaves"] for r in result["results"]} == {1, 200}
+    for r in result["results"]:
+        assert r["max_abs_diff_params_after_one_step"] < 1e-2  # ours and optax computed the same step
+        for lib in ("jaxopt_lab", "optax"):
+            info = r["libraries"][lib]
+            assert info["donation_ok"]
+            assert info["compile_s"]["lower_plus_compile"]["median"] > 0
+            t = info["time_ms"]
+            assert 0 < t["min"] <= t["median"] <= t["max"]
+            assert 0 < info["fraction_of_copy_bandwidth"]
+    assert len(_stats(result, [])) > 20
