@@ -131,7 +131,8 @@ def loss_curves(
     """Loss histories on a log scale (linear when a loss is not positive).
 
     ``curves`` is a :class:`jaxopt_lab.SweepResult`, whose ``top`` best configurations
-    are drawn (mean over seeds), or a mapping ``label -> (steps,) losses``. ``smooth``: a
+    are drawn (mean over seeds), or a mapping ``label -> (steps,) losses``; every second
+    curve is dashed, so curves that coincide both show. ``smooth``: a
     window of steps to average over (mini-batch losses are noisy; one epoch is a good
     window), drawn over the raw curve, which stays faint.
     """
@@ -141,15 +142,16 @@ def loss_curves(
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot()
     everything = []
-    for label, curve in curves.items():
+    for i, (label, curve) in enumerate(curves.items()):
         curve = np.asarray(curve, float)
         everything.append(curve)
+        style = ("-", "--")[i % 2]  # curves that coincide stay visible
         if smooth and smooth > 1 and curve.size >= smooth:
             (raw,) = ax.plot(np.arange(curve.size), curve, linewidth=0.6, alpha=0.25)
             mean = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
-            ax.plot(np.arange(smooth - 1, curve.size), mean, color=raw.get_color(), label=label, linewidth=1.6)
+            ax.plot(np.arange(smooth - 1, curve.size), mean, style, color=raw.get_color(), label=label, linewidth=1.6)
         else:
-            ax.plot(np.arange(curve.size), curve, label=label, linewidth=1.4)
+            ax.plot(np.arange(curve.size), curve, style, label=label, linewidth=1.4)
     if everything:
         _log_scale_if_positive(ax, np.concatenate(everything))
     ax.set_xlabel(xlabel)
