@@ -178,7 +178,10 @@ def sweep_table(result: Any, problem: Any) -> str:
         flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[result.diverged.ndim:]), result.params)
         metric = np.asarray(jax.jit(jax.vmap(lambda p: problem.metric(p, problem.test)))(flat))
         metric = np.where(result.diverged.reshape(-1), np.nan, metric).reshape(result.diverged.shape)
-        metric = np.nanmean(metric, -1) if seeds and not np.isnan(metric).all() else metric.reshape(final.shape)
+        if seeds:  # mean over the seeds that did not diverge (NaN where none)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                metric = np.nanmean(metric, -1)
         header.append(f"test {problem.metric_name}")
         columns.append([f"{m:.4f}" for m in np.ravel(metric)])
     widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, columns)]

@@ -148,3 +148,15 @@ def test_bench_runs_a_quick_benchmark_and_prints_its_tables(tmp_path):
     assert "# benchmark: loop_overhead (quick)" in proc.stdout and "|---" in proc.stdout
     assert (tmp_path / "res" / "loop_overhead_cpu_quick.json").exists() or list((tmp_path / "res").glob("*.json"))
     shutil.rmtree(tmp_path / "res")
+
+
+def test_sweep_table_reports_diverged_seeds_and_the_test_metric():
+    from jaxopt_lab import cli
+
+    prob = jol.problems.linear_regression()._replace(test=jol.problems.linear_regression().train)
+    res = jol.sweep(jol.sgd, prob.loss, None, [1e-2, 1e3], init_fn=prob.init_params, data=prob.train,
+                    batch_size=16, epochs=2, seeds=2)  # fmt: skip
+    header, good, bad = (line.split() for line in cli.sweep_table(res, prob).splitlines())
+    assert header == ["lr", "final", "loss", "diverged", "test", "mse"]
+    assert good[2] == "0/2" and float(good[3]) < 20
+    assert bad[1:] == ["nan", "2/2", "nan"]  # every seed diverged: no metric to average
