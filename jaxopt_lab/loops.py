@@ -320,7 +320,7 @@ def minimize(
     result = _minimize(
         params,
         dyn,
-        None if tol is None else jnp.asarray(tol),
+        None if tol is None else np.asarray(tol, jnp.result_type(float)),  # host scalar: no eager device op
         loss_fn=loss_fn,
         steps=steps,
         has_aux=bool(has_aux),
@@ -329,9 +329,10 @@ def minimize(
     )
     # A line search cannot start from a non-finite value (the loop stops at once then).
     if evaluated_state(result.state) is not None and is_concrete(result.losses):
-        if not np.isfinite(np.asarray(result.losses[0])):
+        first = np.asarray(result.losses)[0]  # one transfer; an eager slice costs ~0.15 ms per call
+        if not np.isfinite(first):
             raise ValueError(
-                f"loss_fn(params) is {float(result.losses[0])} at the starting point; a "
+                f"loss_fn(params) is {float(first)} at the starting point; a "
                 "line-search method needs a finite value there (check the start and the loss)."
             )
     return result
