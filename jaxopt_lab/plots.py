@@ -190,6 +190,8 @@ def contour_trajectories(
     if bounds is None:
         pts = np.concatenate([*paths.values(), mins]) if paths or mins.size else np.zeros((1, 2))
         pts = pts[np.isfinite(pts).all(axis=1)]
+        if not pts.size:  # nothing finite to frame: the unit box around the origin
+            pts = np.array([[-1.0, -1.0], [1.0, 1.0]])
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         pad = 0.15 * np.maximum(hi - lo, 1.0)
         bounds = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
@@ -206,6 +208,8 @@ def contour_trajectories(
         ax.contour(xs, ys, shifted, levels=levels, cmap="viridis", linewidths=0.7)
     for label, p in paths.items():
         shown = p[np.isfinite(p).all(axis=1)]
+        if not shown.size:  # a path that diverged at once has nothing to draw
+            continue
         (line,) = ax.plot(shown[:, 0], shown[:, 1], ".-", markersize=2.5, linewidth=1.2, label=label)
         ax.plot(shown[0, 0], shown[0, 1], "o", color=line.get_color(), markersize=6)
         ax.plot(shown[-1, 0], shown[-1, 1], "s", color=line.get_color(), markersize=6, markeredgecolor="k")
@@ -235,6 +239,7 @@ def learning_rate_effect(
     iterates on it, joined in order and coloured from the start (light) to the end (dark).
     ``fn`` takes a ``(1,)`` array (as the 1-D :mod:`jaxopt_lab.problems` do) or a scalar.
     """
+    import jax
     import jax.numpy as jnp
 
     from jaxopt_lab.loops import trajectory
@@ -257,8 +262,6 @@ def learning_rate_effect(
         pad = 0.1 * (hi - lo)
         bounds = (lo - pad, hi + pad)
     xs = np.linspace(bounds[0], bounds[1], 400)
-    import jax
-
     ys = np.asarray(jax.vmap(f1)(jnp.asarray(xs, jnp.float32)))
     fig = Figure(figsize=(3.4 * len(runs), 3.6))
     axes = fig.subplots(1, len(runs), squeeze=False)[0]

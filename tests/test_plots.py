@@ -98,3 +98,11 @@ def test_figures_need_no_display():
     plots.loss_curves({"a": np.linspace(1, 0.1, 10)})
     assert plt.get_fignums() == before
     assert to_rgba("tab:red")  # the diverged colour is a real colour
+
+
+def test_a_diverged_path_is_left_out_and_the_rest_drawn(tmp_path):
+    f = P.rosenbrock()
+    paths = {"diverged": np.full((5, 2), np.nan), "fine": np.asarray(jol.trajectory(f.fn, f.x0, jol.adam(0.02), 50))}
+    fig = plots.contour_trajectories(f.fn, paths, path=tmp_path / "d.png")
+    assert [ln.get_label() for ln in fig.axes[0].lines if not ln.get_label().startswith("_")] == ["fine"]
+    assert_real_png(tmp_path / "d.png")
