@@ -169,16 +169,19 @@ class StatefulBench:
         else:
             self.carry = self.step(self.carry, *self.consts)
 
+    def _block(self) -> None:
+        jax.block_until_ready(self.carry)
+
     def run(self, n: int = 1) -> None:
         for _ in range(n):
             self._call()
-        jax.block_until_ready(self.carry)
+        self._block()
 
     def sample(self, number: int = 1) -> float:
         t0 = time.perf_counter()
         for _ in range(number):
             self._call()
-        jax.block_until_ready(self.carry)
+        self._block()
         return (time.perf_counter() - t0) / number
 
     def stats(self) -> Stats:
@@ -295,11 +298,27 @@ def write_results(out_dir: str | Path, name: str, quick: bool, result: dict[str,
     return paths
 
 
-def publish(out_dir: str | Path, name: str, quick: bool, result: dict[str, Any], md: str) -> None:
-    """Write a benchmark's JSON and markdown (:func:`write_results`) and print the table."""
-    json_path, md_path = write_results(out_dir, name, quick, result, md)
+def stage_logger(t_start: float) -> Callable[[str], None]:
+    """``log(msg)``: ``msg`` on stderr, prefixed by the seconds since ``t_start``."""
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def publish(out_dir: str | Path, result: dict[str, Any], quick: bool, t_start: float,
+            build_markdown: Callable[[dict[str, Any]], str]) -> dict[str, Any]:  # fmt: skip
+    """Finish a benchmark's record (load average at the end, total runtime since
+    ``t_start``), write its JSON and markdown (:func:`write_results`, named by
+    ``result["benchmark"]``), print the table, and return the record."""
+    result["load_average_at_end"] = load_average()
+    result["total_runtime_s"] = time.perf_counter() - t_start
+    md = build_markdown(result)
+    json_path, md_path = write_results(out_dir, result["benchmark"], quick, result, md)
     print(md, flush=True)
     print(f"wrote {json_path} and {md_path}", file=sys.stderr, flush=True)
+    return result
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left: int = 1) -> str:

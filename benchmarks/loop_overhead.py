@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -887,9 +886,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict[str, Any]:
     args = parse_args(argv)
     t_start = time.perf_counter()
-
-    def log(msg: str) -> None:
-        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    log = T.stage_logger(t_start)
 
     env = T.environment()
     backend_warmup_s = T.warm_up_backend()
@@ -916,12 +913,8 @@ def main(argv=None) -> dict[str, Any]:
         "backend_warmup_s": backend_warmup_s,
         "rosenbrock": rosen,
         "digits": digits,
-        "load_average_at_end": T.load_average(),
-        "total_runtime_s": time.perf_counter() - t_start,
     }
-    md = build_markdown(result)
-    T.publish(args.out, "loop_overhead", args.quick, result, md)
-    return result
+    return T.publish(args.out, result, args.quick, t_start, build_markdown)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ iteration.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -208,25 +207,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    t0 = time.perf_counter()
-
-    def log(msg: str) -> None:
-        print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
+    t_start = time.perf_counter()
+    log = T.stage_logger(t_start)
     env = T.environment()
-    T.warm_up_backend()
+    backend_warmup_s = T.warm_up_backend()
     result = {
         "benchmark": "quasi_newton",
         "environment": env,
         "config": {"quick": args.quick, "repeats": args.repeats, "tol": TOL, "dtype": "float64"},
+        "backend_warmup_s": backend_warmup_s,
         "single": [bench_single(n, args, log) for n in (2, 100)],
         "multistart": bench_multistart(args, log),
-        "total_runtime_s": None,
     }
-    result["total_runtime_s"] = time.perf_counter() - t0
-    md = build_markdown(result)
-    T.publish(args.out, "quasi_newton", args.quick, result, md)
-    return result
+    return T.publish(args.out, result, args.quick, t_start, build_markdown)
 
 
 if __name__ == "__main__":

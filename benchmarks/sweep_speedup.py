@@ -65,7 +65,6 @@ Writes ``<out>/sweep_speedup_<platform>.json`` and ``.md`` (``--quick``:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -213,6 +212,22 @@ def per_member_ratio(a: T.CallBench, members_a: int, b: T.CallBench, members_b: 
     return T.paired_ratio([s / members_a for s in a.samples], [s / members_b for s in b.samples])
 
 
+def time_variants(calls: dict[str, Callable[[], Any]], members: dict[str, int], ref: str, repeats: int,
+                  warmup: int, log: Log, tag: str) -> tuple[list[T.CallBench], dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Each variant's first call (compile cost), then ``repeats`` interleaved warm calls:
+    (benches, rows per variant with its stats, ratio to ``ref`` and compile cost, the
+    compile costs). ``members``: variant -> members it trains."""
+    comp = {name: first_call(c) for name, c in calls.items()}
+    log(f"{tag}: first calls done (" + ", ".join(f"{n} {c['wall_s']:.2f} s" for n, c in comp.items()) + ")")
+    benches = [T.CallBench(name, c) for name, c in calls.items()]
+    T.run_interleaved(benches, repeats=repeats, warmup=warmup, number=1)
+    rows = summarise(benches, ref, members)
+    for name in rows:
+        rows[name]["compile"] = comp[name]
+    log(f"{tag}: interleaved timings done")
+    return benches, rows, comp
+
+
 # --------------------------------------------------------------------------- workload 1
 
 
@@ -231,15 +246,8 @@ def bench_rosenbrock(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         SWEEP: lambda: jol.sweep(jol.adam, fn, x0, lrs, steps),
         SWEEP_OPTAX: lambda: jol.sweep(optax.adam, fn, x0, lrs, steps),
     }
-    comp = {name: first_call(c) for name, c in calls.items()}
-    log(f"rosenbrock: first calls done ({SWEEP}: {comp[SWEEP]['wall_s']:.2f} s)")
-
-    benches = [T.CallBench(name, c) for name, c in calls.items()]
-    T.run_interleaved(benches, repeats=args.repeats, warmup=args.warmup, number=1)
-    rows = summarise(benches, VMAP, {b.name: k for b in benches})
-    for name in rows:
-        rows[name]["compile"] = comp[name]
-    log("rosenbrock: interleaved timings done")
+    benches, rows, comp = time_variants(calls, dict.fromkeys(calls, k), VMAP, args.repeats, args.warmup, log,
+                                        "rosenbrock")  # fmt: skip
 
     # The Python loop: compile on one member, then decide how many members to time.
     py_loop = make_python_loop(fn, x0, steps)
@@ -322,15 +330,8 @@ def bench_digits(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         VMAP: lambda: vmapped(lrs),
         SWEEP: lambda: jol.sweep(jol.adam, loss, params, lrs, steps),
     }
-    comp = {name: first_call(c) for name, c in calls.items()}
-    log(f"digits: first calls done ({SWEEP}: {comp[SWEEP]['wall_s']:.2f} s)")
-
-    benches = [T.CallBench(name, c) for name, c in calls.items()]
-    T.run_interleaved(benches, repeats=args.mlp_repeats, warmup=args.mlp_warmup, number=1)
-    rows = summarise(benches, VMAP, {b.name: k for b in benches})
-    for name in rows:
-        rows[name]["compile"] = comp[name]
-    log("digits: interleaved timings done")
+    benches, rows, _ = time_variants(calls, dict.fromkeys(calls, k), VMAP, args.mlp_repeats, args.mlp_warmup, log,
+                                     "digits")  # fmt: skip
 
     by = {b.name: b for b in benches}
     best = min((SCAN, VMAP), key=lambda nm: by[nm].stats().median)
@@ -440,18 +441,15 @@ def bench_members(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     def loss(p: Any) -> jax.Array:
         return prob.loss(p, train)
 
-    benches = []
+    calls: dict[str, Callable[[], Any]] = {}
     for k in (1, big_k):
         # K = 1 takes the middle of the grid: a learning rate that trains, not an edge
         lrs = logspace(MLP_LR_RANGE, k) if k > 1 else jnp.asarray([10 ** np.mean(MLP_LR_RANGE)])
-        benches.append(T.CallBench(f"K={k}", jol.sweep, (jol.adam, loss, params, lrs, steps), k=k))
-    comp = {b.name: first_call(lambda b=b: b.fn(*b.args)) for b in benches}
-    T.run_interleaved(benches, repeats=args.mlp_repeats, warmup=args.mlp_warmup, number=1)
-    rows = summarise(benches, benches[0].name, {b.name: b.info["k"] for b in benches})
+        calls[f"K={k}"] = lambda lrs=lrs: jol.sweep(jol.adam, loss, params, lrs, steps)
+    members = {"K=1": 1, f"K={big_k}": big_k}
+    benches, rows, _ = time_variants(calls, members, "K=1", args.mlp_repeats, args.mlp_warmup, log, "members vs one")
     for b in benches:
-        rows[b.name]["compile"] = comp[b.name]
         rows[b.name]["sweep_config"] = {key: b.last.config[key] for key in ("vmap_width", "chunk_size", "chunks")}
-    log("members vs one done")
     return {"problem": f"jol.problems.digits_mlp(hidden={MLP_HIDDEN}), full batch, float32, "
                        "jol.sweep(jol.adam), default options",
             "steps": steps, "ks": [1, big_k], "repeats": args.mlp_repeats, "variants": rows,
@@ -654,9 +652,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     t_start = time.perf_counter()
-
-    def log(msg: str) -> None:
-        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    log = T.stage_logger(t_start)
 
     env = T.environment()
     backend_warmup_s = T.warm_up_backend()
@@ -685,12 +681,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "compile_vs_k": compile_vs_k,
         "scaling": scaling,
         "members_vs_one": members,
-        "load_average_at_end": T.load_average(),
-        "total_runtime_s": time.perf_counter() - t_start,
     }
-    md = build_markdown(result)
-    T.publish(args.out, "sweep_speedup", args.quick, result, md)
-    return result
+    return T.publish(args.out, result, args.quick, t_start, build_markdown)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ and prints the markdown table.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -245,17 +244,8 @@ class TorchAdamBench(T.StatefulBench):
     def _call(self) -> None:
         self.optimizer.step()
 
-    def run(self, n: int = 1) -> None:
-        for _ in range(n):
-            self._call()
+    def _block(self) -> None:
         self.sync()
-
-    def sample(self, number: int = 1) -> float:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            self._call()
-        self.sync()
-        return (time.perf_counter() - t0) / number
 
 
 def torch_adam_benches(flat_p: np.ndarray, flat_g: np.ndarray, leaves: int, dtype: str) -> tuple[list, dict]:
@@ -509,6 +499,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict[str, Any]:
     args = parse_args(argv)
     t_start = time.perf_counter()
+    log = T.stage_logger(t_start)
     env = T.environment()
     backend_warmup_s = T.warm_up_backend()
     rng = np.random.default_rng(args.seed)
@@ -526,8 +517,7 @@ def main(argv=None) -> dict[str, Any]:
                         info["fraction_of_copy_bandwidth"] = info["GB_per_s"]["median"] / copy_gbs
                     results.append(r)
                     times = ", ".join(f"{lib} {info['time_ms']['median']:.3f} ms" for lib, info in r["libraries"].items())
-                    print(f"[{time.perf_counter() - t_start:6.1f}s] {_size_label(size)} {dtype} {opt_name} "
-                          f"{leaves} leaves: {times}", file=sys.stderr, flush=True)  # fmt: skip
+                    log(f"{_size_label(size)} {dtype} {opt_name} {leaves} leaves: {times}")
 
     result = {
         "benchmark": "update_throughput",
@@ -549,13 +539,8 @@ def main(argv=None) -> dict[str, Any]:
         "backend_warmup_s": backend_warmup_s,
         "reference_kernels": refs,
         "results": results,
-        "load_average_at_end": T.load_average(),
-        "total_runtime_s": time.perf_counter() - t_start,
     }
-    md = build_markdown(result)
-
-    T.publish(args.out, "update_throughput", args.quick, result, md)
-    return result
+    return T.publish(args.out, result, args.quick, t_start, build_markdown)
 
 
 if __name__ == "__main__":
