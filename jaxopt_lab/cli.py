@@ -118,15 +118,16 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be at least 1, got {value}")
 
 
-def run_sweep(args: argparse.Namespace, optimizer: str, checkpoint_dir: Path | None = None, progress: bool = False) -> Any:
-    """The sweep that ``args`` describe, for one optimizer."""
+def run_sweep(args: argparse.Namespace, optimizer: str, problem: Any, checkpoint_dir: Path | None = None,
+              progress: bool | None = False) -> Any:  # fmt: skip
+    """The sweep that ``args`` describe on ``problem`` (from :func:`load_problem`), for one
+    optimizer."""
     import jax.numpy as jnp
 
     import jaxopt_lab as jol
     from jaxopt_lab.problems import TestFunction
 
     make = optimizer_factory(optimizer)
-    problem = load_problem(args.problem)
     lrs = learning_rate_grid(args.lr_min, args.lr_max, args.num_lrs)
     for flag in ("steps", "epochs", "batch_size", "seeds", "chunk_size", "vmap_width"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
@@ -150,11 +151,10 @@ def run_sweep(args: argparse.Namespace, optimizer: str, checkpoint_dir: Path | N
                      batch_size=batch, epochs=args.epochs or 10, seeds=args.seeds, **common)  # fmt: skip
 
 
-def steps_per_epoch(args: argparse.Namespace) -> int | None:
+def steps_per_epoch(args: argparse.Namespace, problem: Any) -> int | None:
     """The smoothing window for mini-batch loss curves: one epoch (None in full batch)."""
     from jaxopt_lab.problems import DataProblem
 
-    problem = load_problem(args.problem)
     if not isinstance(problem, DataProblem) or (args.epochs is None and args.batch_size is None):
         return None
     return max(1, int(problem.train["x"].shape[0]) // (args.batch_size or 64))
@@ -204,14 +204,6 @@ def _best(result: Any) -> tuple[float | None, str]:
     return lr, note
 
 
-def _final_loss_at(result: Any, lr: float) -> float:
-    import numpy as np
-
-    k = int(np.argmin(np.abs(result.learning_rates - lr)))
-    scores, _ = result._config_scores()
-    return float(np.asarray(scores)[k].mean())
-
-
 def sweep_command(args: argparse.Namespace) -> int:
     from jaxopt_lab import plots
     from jaxopt_lab.sweep import SweepResult
@@ -222,23 +214,25 @@ def sweep_command(args: argparse.Namespace) -> int:
         shutil.rmtree(checkpoints)  # a fresh run; --resume keeps the finished chunks
     elif args.resume and not checkpoints.exists():
         print(f"nothing to resume in {checkpoints}: starting afresh")
+    problem = load_problem(args.problem)
     t0 = time.perf_counter()
-    result: SweepResult = run_sweep(args, args.optimizer, checkpoints, progress=None)
+    result: SweepResult = run_sweep(args, args.optimizer, problem, checkpoints, progress=None)
     seconds = time.perf_counter() - t0
     members = int(result.diverged.size)
     print(f"{args.optimizer} on {args.problem}: {members} members, {result.losses.shape[-1]} steps each, {seconds:.1f} s")
-    print(sweep_table(result, load_problem(args.problem)))
+    print(sweep_table(result, problem))
     lr, note = _best(result)
     if lr is None:
         print(f"best learning rate: none ({note})")
     else:
-        print(f"best learning rate: {lr:.4g} (final loss {_final_loss_at(result, lr):.4g})")
+        final = result._config_scores()[0][result.best_index]  # mean over seeds
+        print(f"best learning rate: {lr:.4g} (final loss {final:.4g})")
         if note:
             print(f"note: {note}")
     result.save(out / "sweep.npz")
     title = f"{args.optimizer} on {args.problem}"
     plots.lr_sensitivity(result, path=out / "lr_sensitivity.png", title=f"Learning-rate sensitivity: {title}")
-    plots.loss_curves(result, top=args.top, path=out / "loss_curves.png", smooth=steps_per_epoch(args),
+    plots.loss_curves(result, top=args.top, path=out / "loss_curves.png", smooth=steps_per_epoch(args, problem),
                       title=f"Best {args.top} learning rates: {title}")  # fmt: skip
     print(f"wrote {out / 'sweep.npz'}, {out / 'lr_sensitivity.png'} and {out / 'loss_curves.png'}")
     return 0
@@ -258,17 +252,17 @@ def compare_command(args: argparse.Namespace) -> int:
     for name in names:
         optimizer_factory(name)  # every name checked before any sweep runs
     out = writable_folder(args.out)
+    problem = load_problem(args.problem)
     curves, rows = {}, []
     for name in names:
         t0 = time.perf_counter()
-        result = run_sweep(args, name)
+        result = run_sweep(args, name, problem)
         lr, note = _best(result)
         seconds = time.perf_counter() - t0
         if lr is None:
             rows.append((name, "-", "diverged", int(result.diverged.sum()), seconds))
             continue
-        k = int(np.argmin(np.abs(result.learning_rates - lr)))
-        losses = np.asarray(result.losses[k], float)
+        losses = np.asarray(result.losses[result.best_index[0]], float)
         curve = losses.reshape(-1, losses.shape[-1]).mean(axis=0)  # mean over seeds (and other axes)
         curves[f"{name} (lr {lr:.3g})"] = curve
         rows.append((name, f"{lr:.4g}" + ("*" if note else ""), f"{curve[-1]:.4g}", int(result.diverged.sum()), seconds))

@@ -105,14 +105,9 @@ def lr_sensitivity(result: Any, *, path: str | os.PathLike | None = None, title:
 def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
     """The ``top`` configurations by final loss (mean over seeds, never diverged), each
     as its mean loss curve over seeds."""
-    scores, diverged = result._config_scores()
-    order = np.argsort(np.where(diverged | ~np.isfinite(scores), np.inf, scores), axis=None)
     names = [n for n in result.axes if n != "seed"]
     curves = {}
-    for flat in order[:top]:
-        idx = np.unravel_index(flat, scores.shape)
-        if diverged[idx] or not np.isfinite(scores[idx]):
-            break
+    for idx in result.ranking()[:top]:
         label = ", ".join(f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}" for n, i in zip(names, idx))
         losses = result.losses[idx]
         curves[label] = losses.mean(axis=0) if "seed" in result.axes else losses

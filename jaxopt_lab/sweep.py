@@ -168,15 +168,23 @@ class SweepResult:
             return final.mean(axis=-1), diverged.any(axis=-1)
         return final, diverged
 
+    def ranking(self) -> list[tuple[int, ...]]:
+        """Indices (over the axes except ``seed``) of the configurations that never
+        diverged, by final loss (mean over seeds), lowest first; ties keep grid order."""
+        score, diverged = self._config_scores()
+        score = np.where(diverged | ~np.isfinite(score), np.inf, score)
+        order = np.argsort(score, axis=None, kind="stable")
+        order = order[np.isfinite(score.ravel()[order])]
+        return [tuple(int(i) for i in np.unravel_index(flat, score.shape)) for flat in order]
+
     @property
     def best_index(self) -> tuple[int, ...]:
         """Index (over the axes except ``seed``) of the configuration with the lowest
-        final loss (mean over seeds), among those that never diverged."""
-        score, diverged = self._config_scores()
-        score = np.where(diverged | ~np.isfinite(score), np.inf, score)
-        if not np.isfinite(score).any():
+        final loss (mean over seeds), among those that never diverged: ``ranking()[0]``."""
+        ranking = self.ranking()
+        if not ranking:
             raise ValueError("Every member of the sweep diverged: there is no best learning rate.")
-        return tuple(int(i) for i in np.unravel_index(np.argmin(score), score.shape))
+        return ranking[0]
 
     @property
     def best(self) -> dict[str, float]:

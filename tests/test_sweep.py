@@ -253,6 +253,8 @@ def test_best_learning_rate_skips_diverged_and_warns_at_the_edge():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert res.best_learning_rate == 0.5  # not the edge: lr 1.5 diverged
+    assert res.ranking() == [(2,), (1,), (0,)]  # by final loss; the diverged member left out
+    assert res.best_index == res.ranking()[0]
     edge = jol.sweep(jol.sgd, lambda x: jnp.sum(x**2), jnp.ones(2), [1e-3, 1e-2, 0.1], 40)
     with pytest.warns(jol.GridEdgeWarning, match="largest"):
         assert edge.best_learning_rate == 0.1
