@@ -134,6 +134,10 @@ def loss_curves(
     if hasattr(curves, "axes") and hasattr(curves, "losses"):
         curves = _top_curves(curves, top)
         title = title or f"Loss curves of the {len(curves)} best learning rates"
+    elif not hasattr(curves, "items"):
+        raise TypeError(f"`curves` must be a SweepResult or a mapping label -> losses, got {type(curves).__name__}.")
+    if smooth is not None and (not isinstance(smooth, int) or smooth < 1):
+        raise ValueError(f"`smooth` must be a positive number of steps, got {smooth!r}.")
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot()
     everything = []
@@ -180,7 +184,10 @@ def contour_trajectories(
     (``(m, 2)``) as stars. ``bounds = (xmin, xmax, ymin, ymax)`` defaults to the box
     around the paths and minimizers, plus a margin. Levels are log-spaced above the
     minimum seen, which shows both the steep walls and the flat valley floor."""
-    paths = {k: np.asarray(v, float).reshape(-1, 2) for k, v in paths.items()}
+    paths = {k: np.asarray(v, float) for k, v in paths.items()}
+    for label, p in paths.items():
+        if p.ndim != 2 or p.shape[1] != 2 or not len(p):
+            raise ValueError(f"`paths[{label!r}]` must be a (T, 2) array of iterates, got shape {p.shape}.")
     mins = np.zeros((0, 2)) if minimizers is None else np.asarray(minimizers, float).reshape(-1, 2)
     if bounds is None:
         pts = np.concatenate([*paths.values(), mins]) if paths or mins.size else np.zeros((1, 2))
@@ -247,6 +254,8 @@ def learning_rate_effect(
         except (TypeError, ValueError):
             return jnp.reshape(fn(x[0]), ())
 
+    if not len(learning_rates):
+        raise ValueError("`learning_rates` must hold at least one learning rate (one panel each).")
     start = jnp.asarray([x0], jnp.float32)
     runs = [np.asarray(trajectory(f1, start, sgd(lr), steps))[:, 0] for lr in learning_rates]
     if bounds is None:  # the box the tame runs explore; a diverging run leaves it

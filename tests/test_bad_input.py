@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxopt_lab as jol
+from jaxopt_lab import plots
 
 P = jol.problems
 f2 = P.rosenbrock().fn
@@ -69,6 +70,13 @@ CASES = [
     ("zoom c2 below c1", lambda: jol.zoom_linesearch(c1=0.5, c2=0.1), ValueError, "c2"),
     ("update without value_fn", lambda: jol.bfgs().update(x0, jol.bfgs().init(x0), x0), TypeError, "value_fn"),
     ("non-finite start", lambda: jol.minimize(lambda x: jnp.sum(x) / 0.0 * 0.0, x0, jol.bfgs(), 10), ValueError, "starting point"),
+    # figures
+    ("contour paths not (T, 2)", lambda: plots.contour_trajectories(f2, {"adam": jnp.ones((4, 3))}), ValueError,
+     r"paths\['adam'\]"),  # fmt: skip
+    ("loss curves of a list", lambda: plots.loss_curves([1.0, 0.5]), TypeError, "curves"),
+    ("loss curves zero smoothing", lambda: plots.loss_curves({"a": jnp.ones(5)}, smooth=0), ValueError, "smooth"),
+    ("learning-rate effect without rates", lambda: plots.learning_rate_effect(P.quartic().fn, 2.0, []), ValueError,
+     "learning_rates"),  # fmt: skip
     # gradients and problems
     ("numerical_grad zero eps", lambda: jol.numerical_grad(quad, x0, eps=0.0), ValueError, "eps"),
     ("rosenbrock n=1", lambda: P.rosenbrock(1), ValueError, "n"),
