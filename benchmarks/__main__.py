@@ -20,11 +20,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--full", action="store_true", help="the full runs (minutes each) instead of quick ones")
+    ap.add_argument(
+        "--full", action="store_true", help="the full runs (minutes each) instead of quick ones"
+    )
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SUITE)}")
     ap.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
     args = ap.parse_args(argv)
-    args.names = SUITE if args.only is None else tuple(n.strip() for n in args.only.split(",") if n.strip())
+    args.names = (
+        SUITE if args.only is None else tuple(n.strip() for n in args.only.split(",") if n.strip())
+    )
     unknown = sorted(set(args.names) - set(SUITE))
     if unknown:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(SUITE)}")

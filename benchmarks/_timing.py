@@ -35,7 +35,6 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-
 # --------------------------------------------------------------------------- stats
 
 
@@ -154,8 +153,14 @@ class StatefulBench:
     seconds divided by ``number``.
     """
 
-    def __init__(self, name: str, step: Callable, carry: Any, consts: Sequence[Any] = (),
-                 carry_is_tuple: bool = True):
+    def __init__(
+        self,
+        name: str,
+        step: Callable,
+        carry: Any,
+        consts: Sequence[Any] = (),
+        carry_is_tuple: bool = True,
+    ):
         self.name = name
         self.step = step
         self.carry = carry
@@ -287,7 +292,9 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def write_results(out_dir: str | Path, name: str, quick: bool, result: dict[str, Any], md: str) -> tuple[Path, Path]:
+def write_results(
+    out_dir: str | Path, name: str, quick: bool, result: dict[str, Any], md: str
+) -> tuple[Path, Path]:
     """Write ``{name}_{platform}[_quick].json`` and ``.md`` under ``out_dir``; return both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -324,8 +331,10 @@ def publish(out_dir: str | Path, result: dict[str, Any], quick: bool, t_start: f
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left: int = 1) -> str:
     """A GitHub markdown table; the first ``n_left`` columns are left-aligned, the rest
     right-aligned. Cells are printed with ``str``, so format numbers beforehand."""
-    out = ["| " + " | ".join(headers) + " |",
-           "|" + "|".join("---" if i < n_left else "---:" for i in range(len(headers))) + "|"]
+    out = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i < n_left else "---:" for i in range(len(headers))) + "|",
+    ]
     for row in rows:
         out.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(out)

@@ -73,12 +73,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
+import optax
 
 import jaxopt_lab as jol
-
-import optax
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,15 +131,18 @@ def digits_problem() -> tuple[str, Callable, Any, Callable]:
     x = np.asarray(bunch.data, np.float32) / np.float32(16.0)
     y = np.asarray(bunch.target, np.int32)
     x_tr, _, y_tr, _ = sklearn.model_selection.train_test_split(
-        x, y, test_size=0.25, stratify=y, random_state=0)
+        x, y, test_size=0.25, stratify=y, random_state=0
+    )
     train = {"x": jnp.asarray(x_tr), "y": jnp.asarray(y_tr)}
 
     def init_params(key):
         k1, k2 = jax.random.split(key)
-        return {"w1": math.sqrt(2 / 64) * jax.random.normal(k1, (64, 64), jnp.float32),
-                "b1": jnp.zeros((64,), jnp.float32),
-                "w2": math.sqrt(2 / 64) * jax.random.normal(k2, (64, 10), jnp.float32),
-                "b2": jnp.zeros((10,), jnp.float32)}
+        return {
+            "w1": math.sqrt(2 / 64) * jax.random.normal(k1, (64, 64), jnp.float32),
+            "b1": jnp.zeros((64,), jnp.float32),
+            "w2": math.sqrt(2 / 64) * jax.random.normal(k2, (64, 10), jnp.float32),
+            "b2": jnp.zeros((10,), jnp.float32),
+        }
 
     def loss(params, batch):
         h = jax.nn.relu(batch["x"] @ params["w1"] + params["b1"])
@@ -165,8 +166,7 @@ def make_scan_optax(loss_fn: Callable, opt: Any, steps: int) -> Callable:
             u, s = opt.update(g, s, p)
             return (optax.apply_updates(p, u), s), (loss, optax.global_norm(g))
 
-        (p, s), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None,
-                                               length=steps)
+        (p, s), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
         return p, s, losses, norms
 
     return jax.jit(run)
@@ -182,8 +182,7 @@ def make_scan_jol(loss_fn: Callable, steps: int) -> Callable:
             u, s = opt.update(g, s, p)
             return (jol.apply_updates(p, u), s), (loss, jol.global_norm(g))
 
-        (p, s), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None,
-                                               length=steps)
+        (p, s), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
         return p, s, losses, norms
 
     return jax.jit(run)
@@ -241,8 +240,9 @@ def fit_indices(key: jax.Array, epoch: jax.Array, n: int, batch_size: int) -> ja
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-def make_fit_scan(loss_fn: Callable, opt: Any | None, n: int, batch_size: int, epochs: int,
-                  *, gather: bool = True) -> Callable:
+def make_fit_scan(
+    loss_fn: Callable, opt: Any | None, n: int, batch_size: int, epochs: int, *, gather: bool = True
+) -> Callable:
     """Hand-written mini-batch loop with ``fit``'s shuffling. ``opt=None``: a jaxopt_lab
     optimizer is passed as the last argument instead (pytree, no recompile).
     ``gather=False`` (full batch only): ``batch = data``, no index gather at all."""
@@ -264,8 +264,7 @@ def make_fit_scan(loss_fn: Callable, opt: Any | None, n: int, batch_size: int, e
         def epoch(carry, e):
             return jax.lax.scan(step, carry, fit_indices(key, e, n, batch_size))
 
-        (p, s), (losses, norms) = jax.lax.scan(epoch, (params, o.init(params)),
-                                               jnp.arange(epochs))
+        (p, s), (losses, norms) = jax.lax.scan(epoch, (params, o.init(params)), jnp.arange(epochs))
         return p, s, losses.reshape(-1), norms.reshape(-1)
 
     return jax.jit(run)
@@ -280,12 +279,15 @@ def params_of(out: Any) -> Any:
 
 
 def max_abs_diff(a: Any, b: Any) -> float:
-    return max(float(jnp.max(jnp.abs(jnp.asarray(x, jnp.float32) - jnp.asarray(y, jnp.float32))))
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(
+        float(jnp.max(jnp.abs(jnp.asarray(x, jnp.float32) - jnp.asarray(y, jnp.float32))))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
-def first_calls(name: str, first: Callable[[], Any], second: Callable[[], Any] | None
-                ) -> dict[str, Any]:
+def first_calls(
+    name: str, first: Callable[[], Any], second: Callable[[], Any] | None
+) -> dict[str, Any]:
     """Compile cost of ``first()`` (a variant's very first call: trace + lower + XLA
     compile + one run) and whether ``second()`` (another learning rate) recompiles."""
     with T.CompileEvents() as c1:
@@ -298,8 +300,7 @@ def first_calls(name: str, first: Callable[[], Any], second: Callable[[], Any] |
     return out
 
 
-def summarise(benches: list[T.CallBench], ref: str, work_steps: dict[str, int]
-              ) -> dict[str, Any]:
+def summarise(benches: list[T.CallBench], ref: str, work_steps: dict[str, int]) -> dict[str, Any]:
     """Per-variant stats (ms per run, µs per step) and ratios to ``ref``."""
     by = {b.name: b for b in benches}
     out: dict[str, Any] = {}
@@ -317,11 +318,15 @@ def summarise(benches: list[T.CallBench], ref: str, work_steps: dict[str, int]
     return out
 
 
-def hlo_compare(name_a: str, compiled_a: Any, name_b: str, compiled_b: Any,
-                dump: Path | None, tag: str) -> dict[str, Any]:
+def hlo_compare(
+    name_a: str, compiled_a: Any, name_b: str, compiled_b: Any, dump: Path | None, tag: str
+) -> dict[str, Any]:
     ca, cb = T.hlo_op_counts(compiled_a), T.hlo_op_counts(compiled_b)
-    res = {"ops_" + name_a: ca, "ops_" + name_b: cb,
-           f"diff ({name_a} - {name_b})": T.hlo_op_diff(ca, cb)}
+    res = {
+        "ops_" + name_a: ca,
+        "ops_" + name_b: cb,
+        f"diff ({name_a} - {name_b})": T.hlo_op_diff(ca, cb),
+    }
     for nm, c in ((name_a, compiled_a), (name_b, compiled_b)):
         try:
             ma = c.memory_analysis()
@@ -362,24 +367,33 @@ def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> di
     lr_arr, lr2_arr = jnp.asarray(lr, jnp.float32), jnp.asarray(lr2, jnp.float32)
     py_loop = make_python_loop(f, opt_py, py_steps)
     calls: dict[str, tuple[Callable, Callable | None]] = {
-        MIN_JOL: (lambda: jol.minimize(f, p0, opt_jol, steps),
-                  lambda: jol.minimize(f, p0, jol.adam(lr2), steps)),
-        MIN_ARR: (lambda: jol.minimize(f, p0, opt_arr, steps),
-                  lambda: jol.minimize(f, p0, as_device_arrays(jol.adam(lr2)), steps)),
-        MIN_OPTAX: (lambda: jol.minimize(f, p0, opt_ox, steps),
-                    (lambda: jol.minimize(f, p0, optax.adam(lr2), steps)) if diag else None),
-        SCAN_OPTAX: (lambda: scan_ox(p0),
-                     (lambda: make_scan_optax(f, optax.adam(lr2), steps)(p0)) if diag else None),
+        MIN_JOL: (
+            lambda: jol.minimize(f, p0, opt_jol, steps),
+            lambda: jol.minimize(f, p0, jol.adam(lr2), steps),
+        ),
+        MIN_ARR: (
+            lambda: jol.minimize(f, p0, opt_arr, steps),
+            lambda: jol.minimize(f, p0, as_device_arrays(jol.adam(lr2)), steps),
+        ),
+        MIN_OPTAX: (
+            lambda: jol.minimize(f, p0, opt_ox, steps),
+            (lambda: jol.minimize(f, p0, optax.adam(lr2), steps)) if diag else None,
+        ),
+        SCAN_OPTAX: (
+            lambda: scan_ox(p0),
+            (lambda: make_scan_optax(f, optax.adam(lr2), steps)(p0)) if diag else None,
+        ),
         SCAN_JOL: (lambda: scan_jol(p0, opt_jol), lambda: scan_jol(p0, jol.adam(lr2))),
         SCAN_INJECT: (lambda: scan_inj(p0, lr_arr), lambda: scan_inj(p0, lr2_arr)),
     }
     comp = {name: first_calls(name, a, b) for name, (a, b) in calls.items()}
     # The Python loop's compile: the first call of its jitted step (one step only).
     comp[PYLOOP] = first_calls(
-        PYLOOP, lambda: make_python_loop(f, opt_py, 1)(p0, s_py),
-        (lambda: make_python_loop(f, optax.adam(lr2), 1)(p0, s_py)) if diag else None)
-    log(f"rosenbrock: first calls done ({MIN_JOL}: "
-        f"{comp[MIN_JOL]['first_call']['wall_s']:.2f} s)")
+        PYLOOP,
+        lambda: make_python_loop(f, opt_py, 1)(p0, s_py),
+        (lambda: make_python_loop(f, optax.adam(lr2), 1)(p0, s_py)) if diag else None,
+    )
+    log(f"rosenbrock: first calls done ({MIN_JOL}: {comp[MIN_JOL]['first_call']['wall_s']:.2f} s)")
 
     benches = [T.CallBench(name, a) for name, (a, _) in calls.items()]
     T.run_interleaved(benches, repeats=args.rosen_repeats, warmup=args.warmup, number=1)
@@ -416,8 +430,9 @@ def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> di
         agree[f"{PYLOOP} vs {SCAN_OPTAX}"] = max_abs_diff(params_of(py.last), final[SCAN_OPTAX])
     res_min, res_ref = benches[0].last, benches[[b.name for b in benches].index(SCAN_OPTAX)].last
     losses_diff = float(jnp.max(jnp.abs(res_min.losses - res_ref[2])))
-    norms_rel = float(jnp.max(jnp.abs(res_min.grad_norms - res_ref[3])
-                              / jnp.maximum(res_ref[3], 1e-30)))
+    norms_rel = float(
+        jnp.max(jnp.abs(res_min.grad_norms - res_ref[3]) / jnp.maximum(res_ref[3], 1e-30))
+    )
 
     # Speedup of minimize over the Python loop, per step (both measured in the same
     # interleaved rounds; per step, so it holds when --python-steps differs from --steps).
@@ -438,7 +453,8 @@ def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> di
         "speedup_minimize_over_python_loop": sp,
         "ratio_minimize_over_hand_written": rows[MIN_JOL]["ratio_to_" + SCAN_OPTAX],
         "ratio_minimize_over_inject_hyperparams": T.paired_ratio(
-            benches[0].samples, benches[[b.name for b in benches].index(SCAN_INJECT)].samples),
+            benches[0].samples, benches[[b.name for b in benches].index(SCAN_INJECT)].samples
+        ),
         "final_params": {k: np.asarray(v).tolist() for k, v in final.items()},
         "final_loss_minimize": float(res_min.losses[-1]),
         "max_abs_param_diff": agree,
@@ -455,15 +471,21 @@ def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> di
             T.CallBench(MIN_ARR + ONE, lambda: jol.minimize(f, p0, opt_arr, 1)),
             T.CallBench(SCAN_OPTAX + ONE, one_scan_ox, (p0,)),
             T.CallBench(SCAN_JOL + ONE, one_scan_jol, (p0, opt_jol)),
-            T.CallBench(SCAN_JOL + " (device-array hyperparams)" + ONE, one_scan_jol,
-                        (p0, opt_arr)),
-            T.CallBench("jax.eval_shape(loss_fn, params) (minimize's per-call validation)",
-                        lambda: jax.eval_shape(f, p0)),
+            T.CallBench(
+                SCAN_JOL + " (device-array hyperparams)" + ONE, one_scan_jol, (p0, opt_arr)
+            ),
+            T.CallBench(
+                "jax.eval_shape(loss_fn, params) (minimize's per-call validation)",
+                lambda: jax.eval_shape(f, p0),
+            ),
         ]
-        T.run_interleaved(one, repeats=args.rosen_repeats, warmup=args.warmup + 2,
-                          number=args.small_number)
-        out["one_step_call"] = {b.name: {"us_per_call": b.stats().scaled(1e6),
-                                         "time_s": b.stats().to_dict()} for b in one}
+        T.run_interleaved(
+            one, repeats=args.rosen_repeats, warmup=args.warmup + 2, number=args.small_number
+        )
+        out["one_step_call"] = {
+            b.name: {"us_per_call": b.stats().scaled(1e6), "time_s": b.stats().to_dict()}
+            for b in one
+        }
         med = {b.name: b.stats().median * 1e6 for b in one}
         out["one_step_call_extra_us"] = med[MIN_JOL + ONE] - med[SCAN_OPTAX + ONE]
         log("rosenbrock: fixed-cost calls done")
@@ -471,15 +493,24 @@ def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> di
     if args.hlo_diff:
         try:
             ca = jol.loops._minimize.lower(  # private: diagnostics only
-                p0, opt_jol, None, loss_fn=f, steps=steps, has_aux=False, static_opt=None,
-                use_tol=False).compile()
+                p0,
+                opt_jol,
+                None,
+                loss_fn=f,
+                steps=steps,
+                has_aux=False,
+                static_opt=None,
+                use_tol=False,
+            ).compile()
             cb = scan_ox.lower(p0).compile()
             cc = scan_jol.lower(p0, opt_jol).compile()
             out["hlo"] = {
                 "minimize_vs_hand_written_optax": hlo_compare(
-                    "minimize", ca, "hand_written_optax", cb, args.dump_hlo, "rosenbrock"),
+                    "minimize", ca, "hand_written_optax", cb, args.dump_hlo, "rosenbrock"
+                ),
                 "minimize_vs_hand_written_jol": hlo_compare(
-                    "minimize", ca, "hand_written_jol", cc, args.dump_hlo, "rosenbrock"),
+                    "minimize", ca, "hand_written_jol", cc, args.dump_hlo, "rosenbrock"
+                ),
             }
         except Exception as e:  # pragma: no cover - private API may change
             out["hlo"] = {"error": repr(e)}
@@ -489,9 +520,17 @@ def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> di
 # --------------------------------------------------------------------------- workload 2
 
 
-def bench_fit_config(source: str, loss_fn: Callable, data: Any, params: Any, n: int,
-                     batch_size: int, epochs: int, args: argparse.Namespace,
-                     log: Callable[[str], None]) -> dict[str, Any]:
+def bench_fit_config(
+    source: str,
+    loss_fn: Callable,
+    data: Any,
+    params: Any,
+    n: int,
+    batch_size: int,
+    epochs: int,
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     lr, lr2 = args.fit_lr, 2 * args.fit_lr
     key = jax.random.PRNGKey(args.seed)
     steps = epochs * (n // batch_size)
@@ -502,18 +541,31 @@ def bench_fit_config(source: str, loss_fn: Callable, data: Any, params: Any, n: 
 
     scan_ox = make_fit_scan(loss_fn, opt_ox, n, batch_size, epochs)
     calls: dict[str, tuple[Callable, Callable | None]] = {
-        FIT_JOL: (lambda: jol.fit(loss_fn, params, opt_jol, data, **kw),
-                  lambda: jol.fit(loss_fn, params, jol.adam(lr2), data, **kw)),
-        FIT_SCAN_OPTAX: (lambda: scan_ox(params, data, key),
-                         (lambda: make_fit_scan(loss_fn, optax.adam(lr2), n, batch_size,
-                                                epochs)(params, data, key)) if diag else None),
+        FIT_JOL: (
+            lambda: jol.fit(loss_fn, params, opt_jol, data, **kw),
+            lambda: jol.fit(loss_fn, params, jol.adam(lr2), data, **kw),
+        ),
+        FIT_SCAN_OPTAX: (
+            lambda: scan_ox(params, data, key),
+            (
+                lambda: make_fit_scan(loss_fn, optax.adam(lr2), n, batch_size, epochs)(
+                    params, data, key
+                )
+            )
+            if diag
+            else None,
+        ),
     }
     if diag:
         scan_jol = make_fit_scan(loss_fn, None, n, batch_size, epochs)
-        calls[FIT_OPTAX] = (lambda: jol.fit(loss_fn, params, opt_ox, data, **kw),
-                            lambda: jol.fit(loss_fn, params, optax.adam(lr2), data, **kw))
-        calls[FIT_SCAN_JOL] = (lambda: scan_jol(params, data, key, opt_jol),
-                               lambda: scan_jol(params, data, key, jol.adam(lr2)))
+        calls[FIT_OPTAX] = (
+            lambda: jol.fit(loss_fn, params, opt_ox, data, **kw),
+            lambda: jol.fit(loss_fn, params, optax.adam(lr2), data, **kw),
+        )
+        calls[FIT_SCAN_JOL] = (
+            lambda: scan_jol(params, data, key, opt_jol),
+            lambda: scan_jol(params, data, key, jol.adam(lr2)),
+        )
         if full:
             nog = make_fit_scan(loss_fn, opt_ox, n, batch_size, epochs, gather=False)
             calls[FIT_SCAN_NOGATHER] = (lambda: nog(params, data, key), None)
@@ -531,8 +583,9 @@ def bench_fit_config(source: str, loss_fn: Callable, data: Any, params: Any, n: 
     res_fit, ref_out = benches[0].last, benches[1].last
     agree = {f"{FIT_JOL} vs {FIT_SCAN_OPTAX}": max_abs_diff(final[FIT_JOL], final[FIT_SCAN_OPTAX])}
     if diag:
-        agree[f"{FIT_OPTAX} vs {FIT_SCAN_OPTAX}"] = max_abs_diff(final[FIT_OPTAX],
-                                                                 final[FIT_SCAN_OPTAX])
+        agree[f"{FIT_OPTAX} vs {FIT_SCAN_OPTAX}"] = max_abs_diff(
+            final[FIT_OPTAX], final[FIT_SCAN_OPTAX]
+        )
         agree[f"{FIT_SCAN_JOL} vs {FIT_JOL}"] = max_abs_diff(final[FIT_SCAN_JOL], final[FIT_JOL])
     out = {
         "problem": source,
@@ -546,8 +599,9 @@ def bench_fit_config(source: str, loss_fn: Callable, data: Any, params: Any, n: 
         "ratio_fit_over_hand_written": rows[FIT_JOL]["ratio_to_" + FIT_SCAN_OPTAX],
         "final_loss_fit": float(res_fit.losses[-1]),
         "max_abs_param_diff": agree,
-        "max_abs_loss_history_diff_fit_vs_hand_written":
-            float(jnp.max(jnp.abs(res_fit.losses - ref_out[2]))),
+        "max_abs_loss_history_diff_fit_vs_hand_written": float(
+            jnp.max(jnp.abs(res_fit.losses - ref_out[2]))
+        ),
     }
 
     # Fixed per-call cost of fit, from 1-epoch runs, and its public-API pieces.
@@ -556,34 +610,54 @@ def bench_fit_config(source: str, loss_fn: Callable, data: Any, params: Any, n: 
         one_ox = make_fit_scan(loss_fn, opt_ox, n, batch_size, 1)
         first_batch = jax.tree.map(lambda x: x[:batch_size], data)
         one = [
-            T.CallBench(FIT_JOL + ONE_EPOCH,
-                        lambda: jol.fit(loss_fn, params, opt_jol, data, **kw1)),
+            T.CallBench(
+                FIT_JOL + ONE_EPOCH, lambda: jol.fit(loss_fn, params, opt_jol, data, **kw1)
+            ),
             T.CallBench(FIT_SCAN_OPTAX + ONE_EPOCH, one_ox, (params, data, key)),
-            T.CallBench("jax.eval_shape(loss_fn, params, batch) (fit's per-call validation)",
-                        lambda: jax.eval_shape(loss_fn, params, first_batch)),
-            T.CallBench("eager tree.map(x[:batch_size], data) (fit's per-call validation)",
-                        lambda: jax.tree.map(lambda x: x[:batch_size], data)),
+            T.CallBench(
+                "jax.eval_shape(loss_fn, params, batch) (fit's per-call validation)",
+                lambda: jax.eval_shape(loss_fn, params, first_batch),
+            ),
+            T.CallBench(
+                "eager tree.map(x[:batch_size], data) (fit's per-call validation)",
+                lambda: jax.tree.map(lambda x: x[:batch_size], data),
+            ),
         ]
-        T.run_interleaved(one, repeats=args.repeats, warmup=args.warmup + 2,
-                          number=args.small_number)
-        out["one_epoch_call"] = {b.name: {"us_per_call": b.stats().scaled(1e6),
-                                          "time_s": b.stats().to_dict()} for b in one}
+        T.run_interleaved(
+            one, repeats=args.repeats, warmup=args.warmup + 2, number=args.small_number
+        )
+        out["one_epoch_call"] = {
+            b.name: {"us_per_call": b.stats().scaled(1e6), "time_s": b.stats().to_dict()}
+            for b in one
+        }
         out["one_epoch_call_extra_us"] = (one[0].stats().median - one[1].stats().median) * 1e6
         log(f"digits B={batch_size}: fixed-cost calls done")
 
     if args.hlo_diff:
         try:
             ca = jol.loops._fit.lower(  # private: diagnostics only
-                params, opt_jol, data, key, loss_fn=loss_fn, batch_size=batch_size,
-                epochs=epochs, has_aux=False, static_opt=None).compile()
+                params,
+                opt_jol,
+                data,
+                key,
+                loss_fn=loss_fn,
+                batch_size=batch_size,
+                epochs=epochs,
+                has_aux=False,
+                static_opt=None,
+            ).compile()
             cb = scan_ox.lower(params, data, key).compile()
             tag = f"digits_B{batch_size}"
-            out["hlo"] = {"fit_vs_hand_written_optax": hlo_compare(
-                "fit", ca, "hand_written_optax", cb, args.dump_hlo, tag)}
+            out["hlo"] = {
+                "fit_vs_hand_written_optax": hlo_compare(
+                    "fit", ca, "hand_written_optax", cb, args.dump_hlo, tag
+                )
+            }
             if diag:
                 cc = scan_jol.lower(params, data, key, opt_jol).compile()
                 out["hlo"]["fit_vs_hand_written_jol"] = hlo_compare(
-                    "fit", ca, "hand_written_jol", cc, args.dump_hlo, tag)
+                    "fit", ca, "hand_written_jol", cc, args.dump_hlo, tag
+                )
         except Exception as e:  # pragma: no cover
             out["hlo"] = {"error": repr(e)}
     return out
@@ -596,8 +670,10 @@ def bench_digits(args: argparse.Namespace, log: Callable[[str], None]) -> list[d
     n = int(jax.tree.leaves(data)[0].shape[0])
     if args.batch_size > n:
         raise ValueError(f"--batch-size {args.batch_size} exceeds the {n} training rows")
-    return [bench_fit_config(source, loss_fn, data, params, n, b, e, args, log)
-            for b, e in ((args.batch_size, args.epochs), (n, args.full_batch_epochs))]
+    return [
+        bench_fit_config(source, loss_fn, data, params, n, b, e, args, log)
+        for b, e in ((args.batch_size, args.epochs), (n, args.full_batch_epochs))
+    ]
 
 
 # --------------------------------------------------------------------------- report
@@ -619,22 +695,42 @@ def variant_rows(rows: dict[str, Any], ref: str, ref_label: str = "ref") -> list
         comp = r.get("compile") or {}
         fc = comp.get("first_call", {})
         nl = comp.get("new_learning_rate_call")
-        out.append([
-            name, r["steps"], fmt_ms(t["median"]), fmt_ms(t["min"]), fmt_ms(t["max"]),
-            f2(us["median"], 3),
-            ref_label if name == ref else (
-                f"{ratio['median_over_median']:.3f} "
-                f"({ratio['paired_q25']:.3f}-{ratio['paired_q75']:.3f})" if ratio else ""),
-            f2(fc["xla_compile_s"], 3) if fc else "",
-            f2(fc["wall_s"], 3) if fc else "",
-            (f"{nl['xla_compiles']} ({nl['wall_s'] * 1e3:.0f} ms)" if nl else "n/a"),
-        ])
+        out.append(
+            [
+                name,
+                r["steps"],
+                fmt_ms(t["median"]),
+                fmt_ms(t["min"]),
+                fmt_ms(t["max"]),
+                f2(us["median"], 3),
+                ref_label
+                if name == ref
+                else (
+                    f"{ratio['median_over_median']:.3f} "
+                    f"({ratio['paired_q25']:.3f}-{ratio['paired_q75']:.3f})"
+                    if ratio
+                    else ""
+                ),
+                f2(fc["xla_compile_s"], 3) if fc else "",
+                f2(fc["wall_s"], 3) if fc else "",
+                (f"{nl['xla_compiles']} ({nl['wall_s'] * 1e3:.0f} ms)" if nl else "n/a"),
+            ]
+        )
     return out
 
 
-HEADERS = ["variant", "steps", "median ms/run", "min ms", "max ms", "µs/step (median)",
-           "time / ref (paired q25-q75)", "XLA compile s", "1st call s",
-           "new-lr call: compiles (wall)"]
+HEADERS = [
+    "variant",
+    "steps",
+    "median ms/run",
+    "min ms",
+    "max ms",
+    "µs/step (median)",
+    "time / ref (paired q25-q75)",
+    "XLA compile s",
+    "1st call s",
+    "new-lr call: compiles (wall)",
+]
 
 
 def goal(ok: bool) -> str:
@@ -655,8 +751,17 @@ def gap_us(rows: dict[str, Any], a: str, b: str) -> float:
 def fixed_cost_table(one: dict[str, Any]) -> str:
     return T.markdown_table(
         ["call", "median µs", "min µs", "max µs"],
-        [[k, f"{v['us_per_call']['median']:.0f}", f"{v['us_per_call']['min']:.0f}",
-          f"{v['us_per_call']['max']:.0f}"] for k, v in one.items()], n_left=1)
+        [
+            [
+                k,
+                f"{v['us_per_call']['median']:.0f}",
+                f"{v['us_per_call']['min']:.0f}",
+                f"{v['us_per_call']['max']:.0f}",
+            ]
+            for k, v in one.items()
+        ],
+        n_left=1,
+    )
 
 
 def hlo_line(h: dict[str, Any], a: str, b: str, key: str) -> str:
@@ -677,8 +782,11 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"optax {env['optax']}. Load average (1/5/15 min) at start "
         f"{env['load_average_1_5_15min']}, at end {result['load_average_at_end']}; total "
         f"{result['total_runtime_s']:.0f} s."
-        + (" **--quick run (smoke test: small step counts, few repeats, diagnostics off).**"
-           if cfg["quick"] else ""),
+        + (
+            " **--quick run (smoke test: small step counts, few repeats, diagnostics off).**"
+            if cfg["quick"]
+            else ""
+        ),
         "",
         "Each sample is one whole call (a complete run, Python-side validation and dispatch "
         "included) blocked on its outputs; the variants of a table are timed interleaved "
@@ -705,20 +813,41 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"recording; {r['python_loop_repeats']} repeats interleaved with jol.minimize):",
         "",
         T.markdown_table(
-            ["variant", "steps run", "median ms/run", "min ms", "max ms", "µs/step (median)",
-             "ms per 10k steps" + (" (extrapolated: µs/step x 10k)" if ext else ""),
-             "XLA compile s"],
-            [[PYLOOP, py["steps"], fmt_ms(py["ms_per_run"]["median"]),
-              fmt_ms(py["ms_per_run"]["min"]), fmt_ms(py["ms_per_run"]["max"]),
-              f2(py["us_per_step"]["median"], 3), fmt_ms(py["ms_per_10k_steps"]["median"]),
-              f2(py["compile"]["first_call"]["xla_compile_s"], 3)],
-             [MIN_JOL, mn["steps"], fmt_ms(mn["ms_per_run"]["median"]),
-              fmt_ms(mn["ms_per_run"]["min"]), fmt_ms(mn["ms_per_run"]["max"]),
-              f2(mn["us_per_step"]["median"], 3),
-              fmt_ms(mn["us_per_step"]["median"] * REF_STEPS / 1e3)
-              + (" (extrapolated)" if mn["steps"] != REF_STEPS else ""),
-              ""]],
-            n_left=1),
+            [
+                "variant",
+                "steps run",
+                "median ms/run",
+                "min ms",
+                "max ms",
+                "µs/step (median)",
+                "ms per 10k steps" + (" (extrapolated: µs/step x 10k)" if ext else ""),
+                "XLA compile s",
+            ],
+            [
+                [
+                    PYLOOP,
+                    py["steps"],
+                    fmt_ms(py["ms_per_run"]["median"]),
+                    fmt_ms(py["ms_per_run"]["min"]),
+                    fmt_ms(py["ms_per_run"]["max"]),
+                    f2(py["us_per_step"]["median"], 3),
+                    fmt_ms(py["ms_per_10k_steps"]["median"]),
+                    f2(py["compile"]["first_call"]["xla_compile_s"], 3),
+                ],
+                [
+                    MIN_JOL,
+                    mn["steps"],
+                    fmt_ms(mn["ms_per_run"]["median"]),
+                    fmt_ms(mn["ms_per_run"]["min"]),
+                    fmt_ms(mn["ms_per_run"]["max"]),
+                    f2(mn["us_per_step"]["median"], 3),
+                    fmt_ms(mn["us_per_step"]["median"] * REF_STEPS / 1e3)
+                    + (" (extrapolated)" if mn["steps"] != REF_STEPS else ""),
+                    "",
+                ],
+            ],
+            n_left=1,
+        ),
         "",
     ]
     sp = r["speedup_minimize_over_python_loop"]
@@ -741,8 +870,11 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"* Final params, max abs diff: minimize(jol.adam) vs hand-written optax "
         f"{d[f'{MIN_JOL} vs {SCAN_OPTAX}']:.2e}; minimize(optax.adam) vs hand-written optax "
         f"{d[f'{MIN_OPTAX} vs {SCAN_OPTAX}']:.2e}"
-        + (f"; Python loop vs hand-written optax {d[f'{PYLOOP} vs {SCAN_OPTAX}']:.2e}"
-           if f"{PYLOOP} vs {SCAN_OPTAX}" in d else "")
+        + (
+            f"; Python loop vs hand-written optax {d[f'{PYLOOP} vs {SCAN_OPTAX}']:.2e}"
+            if f"{PYLOOP} vs {SCAN_OPTAX}" in d
+            else ""
+        )
         + f"; loss histories {r['max_abs_loss_history_diff_minimize_vs_hand_written']:.2e}. "
         f"Final params {[round(x, 5) for x in r['final_params'][MIN_JOL]]}, final loss "
         f"{r['final_loss_minimize']:.3e}.",
@@ -760,12 +892,25 @@ def build_markdown(result: dict[str, Any]) -> str:
         ]
     if "hlo" in r:
         h = r["hlo"]
-        lines += ["", "Optimised HLO, opcode counts (whole module): " + (
-            h["error"] if "error" in h else
-            "; ".join(x for x in (
-                hlo_line(h, "minimize", "hand_written_optax", "minimize_vs_hand_written_optax"),
-                hlo_line(h, "minimize", "hand_written_jol", "minimize_vs_hand_written_jol")) if x)
-            + ".")]
+        lines += [
+            "",
+            "Optimised HLO, opcode counts (whole module): "
+            + (
+                h["error"]
+                if "error" in h
+                else "; ".join(
+                    x
+                    for x in (
+                        hlo_line(
+                            h, "minimize", "hand_written_optax", "minimize_vs_hand_written_optax"
+                        ),
+                        hlo_line(h, "minimize", "hand_written_jol", "minimize_vs_hand_written_jol"),
+                    )
+                    if x
+                )
+                + "."
+            ),
+        ]
 
     for fr in result["digits"]:
         full = fr["batch_size"] == fr["n_train"]
@@ -784,35 +929,60 @@ def build_markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"* jol.fit / hand-written optax scan: **{ratio:.3f}** (goal <= "
             f"{GOAL_RATIO_OVER_HAND_WRITTEN}: {goal(ratio <= GOAL_RATIO_OVER_HAND_WRITTEN)})"
-            + (f". Decomposition (time / ref): loop alone, fit + optax.adam "
-               f"{ratio_of(v, FIT_OPTAX, FIT_SCAN_OPTAX)}; optimizer alone, hand-written + "
-               f"jol.adam {ratio_of(v, FIT_SCAN_JOL, FIT_SCAN_OPTAX)}" if FIT_OPTAX in v else "")
-            + (f"; hand-written without the index gather "
-               f"{ratio_of(v, FIT_SCAN_NOGATHER, FIT_SCAN_OPTAX)}"
-               if FIT_SCAN_NOGATHER in v else "")
-            + ".")
+            + (
+                f". Decomposition (time / ref): loop alone, fit + optax.adam "
+                f"{ratio_of(v, FIT_OPTAX, FIT_SCAN_OPTAX)}; optimizer alone, hand-written + "
+                f"jol.adam {ratio_of(v, FIT_SCAN_JOL, FIT_SCAN_OPTAX)}"
+                if FIT_OPTAX in v
+                else ""
+            )
+            + (
+                f"; hand-written without the index gather "
+                f"{ratio_of(v, FIT_SCAN_NOGATHER, FIT_SCAN_OPTAX)}"
+                if FIT_SCAN_NOGATHER in v
+                else ""
+            )
+            + "."
+        )
         lines.append(
             "* Final params, max abs diff: "
             + "; ".join(f"{k} {val:.2e}" for k, val in d.items())
             + f"; loss histories fit vs hand-written "
             f"{fr['max_abs_loss_history_diff_fit_vs_hand_written']:.2e}; final mini-batch "
-            f"loss {fr['final_loss_fit']:.4f}.")
+            f"loss {fr['final_loss_fit']:.4f}."
+        )
         if "one_epoch_call" in fr:
             lines.append(
                 f"* jol.fit - hand-written optax per run (medians): "
                 f"{gap_us(v, FIT_JOL, FIT_SCAN_OPTAX):.0f} µs; of which fixed per call "
-                f"(1-epoch runs): {fr['one_epoch_call_extra_us']:.0f} µs.")
-            lines += ["", f"Fixed cost per call (1-epoch runs; jol.fit pays "
-                          f"+{fr['one_epoch_call_extra_us']:.0f} µs per call):", "",
-                      fixed_cost_table(fr["one_epoch_call"])]
+                f"(1-epoch runs): {fr['one_epoch_call_extra_us']:.0f} µs."
+            )
+            lines += [
+                "",
+                f"Fixed cost per call (1-epoch runs; jol.fit pays "
+                f"+{fr['one_epoch_call_extra_us']:.0f} µs per call):",
+                "",
+                fixed_cost_table(fr["one_epoch_call"]),
+            ]
         if "hlo" in fr:
             h = fr["hlo"]
-            lines += ["", "Optimised HLO, opcode counts (whole module): " + (
-                h["error"] if "error" in h else
-                "; ".join(x for x in (
-                    hlo_line(h, "fit", "hand_written_optax", "fit_vs_hand_written_optax"),
-                    hlo_line(h, "fit", "hand_written_jol", "fit_vs_hand_written_jol")) if x)
-                + ".")]
+            lines += [
+                "",
+                "Optimised HLO, opcode counts (whole module): "
+                + (
+                    h["error"]
+                    if "error" in h
+                    else "; ".join(
+                        x
+                        for x in (
+                            hlo_line(h, "fit", "hand_written_optax", "fit_vs_hand_written_optax"),
+                            hlo_line(h, "fit", "hand_written_jol", "fit_vs_hand_written_jol"),
+                        )
+                        if x
+                    )
+                    + "."
+                ),
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -820,60 +990,132 @@ def build_markdown(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test (< 30 s): small step counts, few repeats, no HLO diff")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="Rosenbrock steps per run (default 10000; 1000 with --quick)")
-    ap.add_argument("--python-steps", type=int, default=None,
-                    help="calls of the jitted step in the Python loop (default 10000; 1000 "
-                         "with --quick); the 10k-step figure is extrapolated when not 10000")
-    ap.add_argument("--epochs", type=int, default=None,
-                    help="digits epochs at --batch-size (default 20; 2 with --quick)")
-    ap.add_argument("--full-batch-epochs", type=int, default=None,
-                    help="digits epochs at full batch (default 200; 20 with --quick)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test (< 30 s): small step counts, few repeats, no HLO diff",
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="Rosenbrock steps per run (default 10000; 1000 with --quick)",
+    )
+    ap.add_argument(
+        "--python-steps",
+        type=int,
+        default=None,
+        help="calls of the jitted step in the Python loop (default 10000; 1000 "
+        "with --quick); the 10k-step figure is extrapolated when not 10000",
+    )
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="digits epochs at --batch-size (default 20; 2 with --quick)",
+    )
+    ap.add_argument(
+        "--full-batch-epochs",
+        type=int,
+        default=None,
+        help="digits epochs at full batch (default 200; 20 with --quick)",
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-2, help="Rosenbrock adam learning rate")
     ap.add_argument("--fit-lr", type=float, default=1e-3, help="digits adam learning rate")
-    ap.add_argument("--repeats", type=int, default=None,
-                    help="interleaved timed runs per digits variant (default 30; 5 with --quick)")
-    ap.add_argument("--rosen-repeats", type=int, default=None,
-                    help="interleaved timed runs per Rosenbrock variant (default 100; 10 "
-                         "with --quick)")
-    ap.add_argument("--python-repeats", type=int, default=None,
-                    help="timed runs of the Python loop (default 10; 3 with --quick)")
-    ap.add_argument("--warmup", type=int, default=None,
-                    help="untimed calls per variant before timing (default 3; 1 with --quick)")
-    ap.add_argument("--small-number", type=int, default=None,
-                    help="calls per sample for the 1-step (fixed cost) runs (default 20; 5 "
-                         "with --quick)")
-    ap.add_argument("--diagnostics", action=argparse.BooleanOptionalAction, default=None,
-                    help="also time the digits variants fit + optax.adam, hand-written + "
-                         "jol.adam and the no-gather loop, the recompile of the optax "
-                         "variants for a new learning rate, and the fixed per-call cost "
-                         "(default on; off with --quick: each costs compile time)")
-    ap.add_argument("--hlo-diff", action=argparse.BooleanOptionalAction, default=None,
-                    help="diff optimised-HLO opcode counts of package vs hand-written loops "
-                         "(default on; off with --quick)")
-    ap.add_argument("--dump-hlo", type=Path, default=None,
-                    help="write the optimised HLO texts compared by --hlo-diff to this directory")
-    ap.add_argument("--out", type=str, default=str(REPO / "benchmarks" / "results"),
-                    help="output directory (default benchmarks/results)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="interleaved timed runs per digits variant (default 30; 5 with --quick)",
+    )
+    ap.add_argument(
+        "--rosen-repeats",
+        type=int,
+        default=None,
+        help="interleaved timed runs per Rosenbrock variant (default 100; 10 with --quick)",
+    )
+    ap.add_argument(
+        "--python-repeats",
+        type=int,
+        default=None,
+        help="timed runs of the Python loop (default 10; 3 with --quick)",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed calls per variant before timing (default 3; 1 with --quick)",
+    )
+    ap.add_argument(
+        "--small-number",
+        type=int,
+        default=None,
+        help="calls per sample for the 1-step (fixed cost) runs (default 20; 5 with --quick)",
+    )
+    ap.add_argument(
+        "--diagnostics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the digits variants fit + optax.adam, hand-written + "
+        "jol.adam and the no-gather loop, the recompile of the optax "
+        "variants for a new learning rate, and the fixed per-call cost "
+        "(default on; off with --quick: each costs compile time)",
+    )
+    ap.add_argument(
+        "--hlo-diff",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="diff optimised-HLO opcode counts of package vs hand-written loops "
+        "(default on; off with --quick)",
+    )
+    ap.add_argument(
+        "--dump-hlo",
+        type=Path,
+        default=None,
+        help="write the optimised HLO texts compared by --hlo-diff to this directory",
+    )
+    ap.add_argument(
+        "--out",
+        type=str,
+        default=str(REPO / "benchmarks" / "results"),
+        help="output directory (default benchmarks/results)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     q = a.quick
-    defaults = dict(steps=(1000, 10_000), python_steps=(1000, 10_000), epochs=(2, 20),
-                    full_batch_epochs=(20, 200), repeats=(5, 30), rosen_repeats=(10, 100),
-                    python_repeats=(3, 10), warmup=(1, 3), small_number=(5, 20),
-                    hlo_diff=(False, True), diagnostics=(False, True))
+    defaults = dict(
+        steps=(1000, 10_000),
+        python_steps=(1000, 10_000),
+        epochs=(2, 20),
+        full_batch_epochs=(20, 200),
+        repeats=(5, 30),
+        rosen_repeats=(10, 100),
+        python_repeats=(3, 10),
+        warmup=(1, 3),
+        small_number=(5, 20),
+        hlo_diff=(False, True),
+        diagnostics=(False, True),
+    )
     for k, (quick_v, full_v) in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, quick_v if q else full_v)
     if a.dump_hlo is not None:
         a.hlo_diff = True
-    for k in ("steps", "python_steps", "epochs", "full_batch_epochs", "batch_size",
-              "repeats", "rosen_repeats", "python_repeats", "small_number"):
+    for k in (
+        "steps",
+        "python_steps",
+        "epochs",
+        "full_batch_epochs",
+        "batch_size",
+        "repeats",
+        "rosen_repeats",
+        "python_repeats",
+        "small_number",
+    ):
         if getattr(a, k) < 1:
             ap.error(f"--{k.replace('_', '-')} must be >= 1, got {getattr(a, k)}")
     if a.warmup < 0:
@@ -897,18 +1139,30 @@ def main(argv=None) -> dict[str, Any]:
         "benchmark": "loop_overhead",
         "environment": env,
         "config": {
-            "quick": args.quick, "steps": args.steps, "python_steps": args.python_steps,
-            "epochs": args.epochs, "full_batch_epochs": args.full_batch_epochs,
-            "batch_size": args.batch_size, "lr": args.lr, "fit_lr": args.fit_lr,
-            "repeats": args.repeats, "rosen_repeats": args.rosen_repeats,
-            "python_repeats": args.python_repeats, "diagnostics": args.diagnostics,
-            "warmup": args.warmup, "small_number": args.small_number,
-            "hlo_diff": args.hlo_diff, "seed": args.seed, "dtype": "float32",
+            "quick": args.quick,
+            "steps": args.steps,
+            "python_steps": args.python_steps,
+            "epochs": args.epochs,
+            "full_batch_epochs": args.full_batch_epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "fit_lr": args.fit_lr,
+            "repeats": args.repeats,
+            "rosen_repeats": args.rosen_repeats,
+            "python_repeats": args.python_repeats,
+            "diagnostics": args.diagnostics,
+            "warmup": args.warmup,
+            "small_number": args.small_number,
+            "hlo_diff": args.hlo_diff,
+            "seed": args.seed,
+            "dtype": "float32",
             "order": "interleaved: variant order reversed every round",
             "timing": "whole call (dispatch + run), block_until_ready on every output",
             "compile": "first call of each variant, jax.monitoring compile events",
-            "goals": {"speedup_minimize_over_python_loop": GOAL_SPEEDUP_OVER_PYTHON_LOOP,
-                      "ratio_over_hand_written": GOAL_RATIO_OVER_HAND_WRITTEN},
+            "goals": {
+                "speedup_minimize_over_python_loop": GOAL_SPEEDUP_OVER_PYTHON_LOOP,
+                "ratio_over_hand_written": GOAL_RATIO_OVER_HAND_WRITTEN,
+            },
         },
         "backend_warmup_s": backend_warmup_s,
         "rosenbrock": rosen,

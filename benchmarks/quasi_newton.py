@@ -38,16 +38,18 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import scipy.optimize  # noqa: E402
 
-from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
-
 import jaxopt_lab as jol
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-8
 MAX_STEPS = 10000
 MULTISTART_STEPS = 200
 OURS = {"bfgs": jol.bfgs, "lbfgs": jol.lbfgs}
-SCIPY = {"bfgs": ("BFGS", {"gtol": TOL, "norm": 2}), "lbfgs": ("L-BFGS-B", {"gtol": TOL, "ftol": 0.0})}
+SCIPY = {
+    "bfgs": ("BFGS", {"gtol": TOL, "norm": 2}),
+    "lbfgs": ("L-BFGS-B", {"gtol": TOL, "ftol": 0.0}),
+}
 
 
 def scipy_solve(method: str, x0: np.ndarray) -> Any:
@@ -105,20 +107,37 @@ def bench_single(n: int, args: argparse.Namespace, log: Callable[[str], None]) -
     for b in benches:
         out = b.last
         if b.name.startswith("jol."):
-            info = {"iterations": int(out.num_steps), "fun_evals": int(out.num_fun_evals),
-                    "grad_norm": float(out.grad_norm), "x_err": float(jnp.max(jnp.abs(out.params - 1.0)))}
+            info = {
+                "iterations": int(out.num_steps),
+                "fun_evals": int(out.num_fun_evals),
+                "grad_norm": float(out.grad_norm),
+                "x_err": float(jnp.max(jnp.abs(out.params - 1.0))),
+            }
         elif b.name.startswith("scipy"):
-            info = {"iterations": int(out.nit), "fun_evals": int(out.nfev),
-                    "grad_norm": float(np.linalg.norm(out.jac)), "x_err": float(np.max(np.abs(out.x - 1.0)))}
+            info = {
+                "iterations": int(out.nit),
+                "fun_evals": int(out.nfev),
+                "grad_norm": float(np.linalg.norm(out.jac)),
+                "x_err": float(np.max(np.abs(out.x - 1.0))),
+            }
         else:
-            info = {"iterations": int(out[1]), "fun_evals": None, "grad_norm": None,
-                    "x_err": float(jnp.max(jnp.abs(out[0] - 1.0)))}
-        rows[b.name] = {"time_s": b.stats().to_dict(), "ms": b.stats().scaled(1e3),
-                        "compile": comp[b.name], **info}
+            info = {
+                "iterations": int(out[1]),
+                "fun_evals": None,
+                "grad_norm": None,
+                "x_err": float(jnp.max(jnp.abs(out[0] - 1.0))),
+            }
+        rows[b.name] = {
+            "time_s": b.stats().to_dict(),
+            "ms": b.stats().scaled(1e3),
+            "compile": comp[b.name],
+            **info,
+        }
     for m in OURS:
         rows[f"jol.{m}"]["ratio_to_scipy"] = T.paired_ratio(
             next(b for b in benches if b.name == f"jol.{m}").samples,
-            next(b for b in benches if b.name == f"scipy {SCIPY[m][0]}").samples)
+            next(b for b in benches if b.name == f"scipy {SCIPY[m][0]}").samples,
+        )
     log(f"rosenbrock {n}: done")
     return {"n": n, "rows": rows}
 
@@ -132,7 +151,9 @@ def bench_multistart(args: argparse.Namespace, log: Callable[[str], None]) -> di
         opt = make()
         # steps sized to the problem: under vmap the while loop selects its whole carry,
         # the (steps,) histories included, every iteration (10000 steps: 15x slower)
-        run = jax.jit(jax.vmap(lambda x, opt=opt: jol.minimize(f, x, opt, MULTISTART_STEPS, tol=TOL)))
+        run = jax.jit(
+            jax.vmap(lambda x, opt=opt: jol.minimize(f, x, opt, MULTISTART_STEPS, tol=TOL))
+        )
         comp = first_call(lambda: run(starts))
         ours = T.CallBench("vmapped", run, (starts,))
         sub = starts_np[: args.scipy_starts]
@@ -173,29 +194,74 @@ def build_markdown(result: dict[str, Any]) -> str:
                          "-" if r["fun_evals"] is None else r["fun_evals"],
                          f"{r['x_err']:.1e}", f"{r['compile']['wall_s']:.2f}",
                          "-" if ratio is None else f"{ratio['median_over_median']:.2f}"])  # fmt: skip
-        lines += [T.markdown_table(["solver", "median ms", "min ms", "iterations", "f evals",
-                                    "max |x - x*|", "1st call s", "time / SciPy"], rows), ""]
+        lines += [
+            T.markdown_table(
+                [
+                    "solver",
+                    "median ms",
+                    "min ms",
+                    "iterations",
+                    "f evals",
+                    "max |x - x*|",
+                    "1st call s",
+                    "time / SciPy",
+                ],
+                rows,
+            ),
+            "",
+        ]
     ms = result["multistart"]
-    lines += [f"## {ms['starts']} starting points of 2-D Rosenbrock in one vmapped call, against "
-              f"a Python loop of SciPy solves ({ms['scipy_starts']} starts timed)", ""]
+    lines += [
+        f"## {ms['starts']} starting points of 2-D Rosenbrock in one vmapped call, against "
+        f"a Python loop of SciPy solves ({ms['scipy_starts']} starts timed)",
+        "",
+    ]
     rows = [[m, f"{ms[m]['vmapped_ms']['median']:.1f}", f"{ms[m]['us_per_start_vmapped']:.1f}",
              f"{ms[m]['us_per_start_scipy']:.1f}", f"{ms[m]['speedup_per_start']:.0f}x",
              f"{ms[m]['converged']}/{ms['starts']}", ms[m]["iterations_max"],
              f"{ms[m]['iterations_median']:.0f}", f"{ms[m]['compile']['wall_s']:.2f}"]
             for m in OURS]  # fmt: skip
-    lines += [T.markdown_table(["method", "vmapped call ms", "µs/start (vmapped)", "µs/start (SciPy)",
-                                "speedup", "converged", "max iterations", "median iterations",
-                                "1st call s"], rows), ""]
+    lines += [
+        T.markdown_table(
+            [
+                "method",
+                "vmapped call ms",
+                "µs/start (vmapped)",
+                "µs/start (SciPy)",
+                "speedup",
+                "converged",
+                "max iterations",
+                "median iterations",
+                "1st call s",
+            ],
+            rows,
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: few repeats, 100 starts")
-    ap.add_argument("--repeats", type=int, default=None, help="samples per single-solve variant (20; 3 quick)")
-    ap.add_argument("--starts", type=int, default=None, help="vmapped starting points (1000; 100 quick)")
-    ap.add_argument("--scipy-starts", type=int, default=None, help="SciPy solves timed in the loop (100; 20 quick)")
-    ap.add_argument("--multistart-repeats", type=int, default=None, help="samples of the multi-start pair (5; 2 quick)")
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="samples per single-solve variant (20; 3 quick)"
+    )
+    ap.add_argument(
+        "--starts", type=int, default=None, help="vmapped starting points (1000; 100 quick)"
+    )
+    ap.add_argument(
+        "--scipy-starts",
+        type=int,
+        default=None,
+        help="SciPy solves timed in the loop (100; 20 quick)",
+    )
+    ap.add_argument(
+        "--multistart-repeats",
+        type=int,
+        default=None,
+        help="samples of the multi-start pair (5; 2 quick)",
+    )
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     a = ap.parse_args(argv)
     for key, (quick, full) in {"repeats": (3, 20), "starts": (100, 1000), "scipy_starts": (20, 100),

@@ -72,12 +72,10 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
+import optax
 
 import jaxopt_lab as jol
-
-import optax
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,8 +114,7 @@ def make_scan_run(loss_fn: Callable, params: Any, steps: int) -> Callable[[jax.A
             u, s = opt.update(g, s, p)
             return (optax.apply_updates(p, u), s), (loss, optax.global_norm(g))
 
-        (p, _), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None,
-                                               length=steps)
+        (p, _), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
         return p, losses, norms
 
     return run
@@ -133,8 +130,9 @@ def make_scan_per_lr(run: Callable) -> Callable[[Sequence[jax.Array]], list[Any]
     return sweep_seq
 
 
-def make_python_loop(loss_fn: Callable, params: Any, steps: int
-                     ) -> Callable[[Sequence[jax.Array]], list[Any]]:
+def make_python_loop(
+    loss_fn: Callable, params: Any, steps: int
+) -> Callable[[Sequence[jax.Array]], list[Any]]:
     """Per learning rate, ``steps`` Python calls of one jitted ``step(p, s, lr)`` (compiled
     once for every ``lr``); returns each member's final params. Records no losses."""
 
@@ -176,8 +174,10 @@ def stack_members(outs: Sequence[Any]) -> Any:
 
 def max_abs_diff(a: Any, b: Any) -> float:
     """Largest |a - b| over all leaves, NaN entries (masked history) ignored."""
-    return max(float(np.nanmax(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(
+        float(np.nanmax(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def first_call(fn: Callable[[], Any]) -> dict[str, Any]:
@@ -188,8 +188,7 @@ def first_call(fn: Callable[[], Any]) -> dict[str, Any]:
     return ev.to_dict()
 
 
-def summarise(benches: Sequence[T.CallBench], ref: str, members: dict[str, int]
-              ) -> dict[str, Any]:
+def summarise(benches: Sequence[T.CallBench], ref: str, members: dict[str, int]) -> dict[str, Any]:
     """Per-variant stats (ms per call, ms per member) and ratio to ``ref`` (paired)."""
     by = {b.name: b for b in benches}
     out: dict[str, Any] = {}
@@ -206,8 +205,9 @@ def summarise(benches: Sequence[T.CallBench], ref: str, members: dict[str, int]
     return out
 
 
-def per_member_ratio(a: T.CallBench, members_a: int, b: T.CallBench, members_b: int
-                     ) -> dict[str, float]:
+def per_member_ratio(
+    a: T.CallBench, members_a: int, b: T.CallBench, members_b: int
+) -> dict[str, float]:
     """Paired ratio of per-member times: (a's time / its members) / (b's time / its)."""
     return T.paired_ratio([s / members_a for s in a.samples], [s / members_b for s in b.samples])
 
@@ -218,7 +218,11 @@ def time_variants(calls: dict[str, Callable[[], Any]], members: dict[str, int], 
     (benches, rows per variant with its stats, ratio to ``ref`` and compile cost, the
     compile costs). ``members``: variant -> members it trains."""
     comp = {name: first_call(c) for name, c in calls.items()}
-    log(f"{tag}: first calls done (" + ", ".join(f"{n} {c['wall_s']:.2f} s" for n, c in comp.items()) + ")")
+    log(
+        f"{tag}: first calls done ("
+        + ", ".join(f"{n} {c['wall_s']:.2f} s" for n, c in comp.items())
+        + ")"
+    )
     benches = [T.CallBench(name, c) for name, c in calls.items()]
     T.run_interleaved(benches, repeats=repeats, warmup=warmup, number=1)
     rows = summarise(benches, ref, members)
@@ -258,8 +262,10 @@ def bench_rosenbrock(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         n_py = PY_QUICK_MEMBERS
     else:
         n_py = k if estimate_s <= args.python_loop_budget else PY_FALLBACK_MEMBERS
-    log(f"rosenbrock: python loop {one_member_s * 1e3:.0f} ms/member; all {k} members "
-        f"x {args.python_repeats + 1} calls ~ {estimate_s:.0f} s; timing {n_py} members")
+    log(
+        f"rosenbrock: python loop {one_member_s * 1e3:.0f} ms/member; all {k} members "
+        f"x {args.python_repeats + 1} calls ~ {estimate_s:.0f} s; timing {n_py} members"
+    )
     py = T.CallBench(PYLOOP, py_loop, (lr_list[:n_py],))
     sw = T.CallBench(SWEEP, calls[SWEEP])
     T.run_interleaved([py, sw], repeats=args.python_repeats, warmup=1, number=1)
@@ -276,8 +282,9 @@ def bench_rosenbrock(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         f"{SWEEP} vs {VMAP} (loss histories)": max_abs_diff(res.losses, hand[1]),
         f"{SWEEP_OPTAX} vs {SWEEP} (params)": max_abs_diff(last[SWEEP_OPTAX].params, res.params),
         f"{SCAN} vs {VMAP} (params)": max_abs_diff(stack_members(last[SCAN])[0], hand[0]),
-        f"{PYLOOP} vs {SWEEP} (params, {n_py} members)":
-            max_abs_diff(stack_members(py.last), res.params[:n_py]),
+        f"{PYLOOP} vs {SWEEP} (params, {n_py} members)": max_abs_diff(
+            stack_members(py.last), res.params[:n_py]
+        ),
     }
     return {
         "problem": "rosenbrock 2-D, x0 = (-1.2, 1), float32",
@@ -341,8 +348,9 @@ def bench_digits(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         f"{SWEEP} vs {VMAP} (loss histories)": max_abs_diff(res.losses, hand[1]),
         f"{SWEEP} vs {SCAN} (params)": max_abs_diff(res.params, stack_members(by[SCAN].last)[0]),
         f"{SCAN} vs {VMAP} (params)": max_abs_diff(stack_members(by[SCAN].last)[0], hand[0]),
-        f"{MLP_PYLOOP} vs {SCAN} (params)":
-            max_abs_diff(stack_members(by[MLP_PYLOOP].last), stack_members(by[SCAN].last)[0]),
+        f"{MLP_PYLOOP} vs {SCAN} (params)": max_abs_diff(
+            stack_members(by[MLP_PYLOOP].last), stack_members(by[SCAN].last)[0]
+        ),
     }
     return {
         "problem": f"jol.problems.digits_mlp(hidden={MLP_HIDDEN}), full batch (N={n}), float32",
@@ -376,19 +384,32 @@ def bench_compile(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     events: dict[int, list[dict[str, Any]]] = {k: [] for k in ks}
     config: dict[int, dict[str, Any]] = {}
     for r in range(args.compile_repeats):
-        for k in (ks if r % 2 == 0 else ks[::-1]):
+        for k in ks if r % 2 == 0 else ks[::-1]:
             with T.CompileEvents() as ev:
                 res = jol.sweep(jol.adam, fresh_loss(prob.fn), prob.x0, lrs[k], COMPILE_STEPS)
-            events[k].append({**ev.to_dict(), "compile_total_s":
-                              ev.totals["trace_s"] + ev.totals["lower_s"]
-                              + ev.totals["xla_compile_s"]})
+            events[k].append(
+                {
+                    **ev.to_dict(),
+                    "compile_total_s": ev.totals["trace_s"]
+                    + ev.totals["lower_s"]
+                    + ev.totals["xla_compile_s"],
+                }
+            )
             config[k] = {key: res.config[key] for key in ("vmap_width", "chunk_size", "chunks")}
     log("compile vs K done")
 
     def medians(k: int) -> dict[str, float]:
-        return {key: float(np.median([e[key] for e in events[k]]))
-                for key in ("trace_s", "lower_s", "xla_compile_s", "compile_total_s", "wall_s",
-                            "xla_compiles")}
+        return {
+            key: float(np.median([e[key] for e in events[k]]))
+            for key in (
+                "trace_s",
+                "lower_s",
+                "xla_compile_s",
+                "compile_total_s",
+                "wall_s",
+                "xla_compiles",
+            )
+        }
 
     per_k = {str(k): {"median": medians(k), "samples": events[k], **config[k]} for k in ks}
     lo, hi = per_k[str(ks[0])]["median"], per_k[str(ks[-1])]["median"]
@@ -414,16 +435,21 @@ def bench_scaling(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     benches = []
     for k in SCALING_KS:
         lrs = logspace(ROSEN_LR_RANGE, k)
-        benches.append(T.CallBench(f"K={k}", jol.sweep,
-                                   (jol.adam, prob.fn, prob.x0, lrs, ROSEN_STEPS), k=k))
+        benches.append(
+            T.CallBench(f"K={k}", jol.sweep, (jol.adam, prob.fn, prob.x0, lrs, ROSEN_STEPS), k=k)
+        )
     T.run_interleaved(benches, repeats=args.repeats, warmup=args.warmup, number=1)
     rows = summarise(benches, benches[0].name, {b.name: b.info["k"] for b in benches})
     for b in benches:
         rows[b.name]["chunks"] = b.last.config["chunks"]
         rows[b.name]["ns_per_member_step"] = b.stats().scaled(1e9 / (b.info["k"] * ROSEN_STEPS))
     log("scaling done")
-    return {"problem": "rosenbrock 2-D, jol.sweep(jol.adam), default options",
-            "steps": ROSEN_STEPS, "repeats": args.repeats, "variants": rows}
+    return {
+        "problem": "rosenbrock 2-D, jol.sweep(jol.adam), default options",
+        "steps": ROSEN_STEPS,
+        "repeats": args.repeats,
+        "variants": rows,
+    }
 
 
 # --------------------------------------------------------------------------- workload 5
@@ -447,13 +473,22 @@ def bench_members(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         lrs = logspace(MLP_LR_RANGE, k) if k > 1 else jnp.asarray([10 ** np.mean(MLP_LR_RANGE)])
         calls[f"K={k}"] = lambda lrs=lrs: jol.sweep(jol.adam, loss, params, lrs, steps)
     members = {"K=1": 1, f"K={big_k}": big_k}
-    benches, rows, _ = time_variants(calls, members, "K=1", args.mlp_repeats, args.mlp_warmup, log, "members vs one")
+    benches, rows, _ = time_variants(
+        calls, members, "K=1", args.mlp_repeats, args.mlp_warmup, log, "members vs one"
+    )
     for b in benches:
-        rows[b.name]["sweep_config"] = {key: b.last.config[key] for key in ("vmap_width", "chunk_size", "chunks")}
-    return {"problem": f"jol.problems.digits_mlp(hidden={MLP_HIDDEN}), full batch, float32, "
-                       "jol.sweep(jol.adam), default options",
-            "steps": steps, "ks": [1, big_k], "repeats": args.mlp_repeats, "variants": rows,
-            "ratio_k_over_1": rows[f"K={big_k}"]["ratio_to_K=1"]}
+        rows[b.name]["sweep_config"] = {
+            key: b.last.config[key] for key in ("vmap_width", "chunk_size", "chunks")
+        }
+    return {
+        "problem": f"jol.problems.digits_mlp(hidden={MLP_HIDDEN}), full batch, float32, "
+        "jol.sweep(jol.adam), default options",
+        "steps": steps,
+        "ks": [1, big_k],
+        "repeats": args.mlp_repeats,
+        "variants": rows,
+        "ratio_k_over_1": rows[f"K={big_k}"]["ratio_to_K=1"],
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -467,9 +502,18 @@ def fmt_ratio(r: dict[str, float]) -> str:
     return f"{r['median_over_median']:.3f} ({r['paired_q25']:.3f}-{r['paired_q75']:.3f})"
 
 
-HEADERS = ["variant", "members", "median ms/call", "min ms", "max ms", "ms/member (median)",
-           "time / ref (paired q25-q75)", "1st call: XLA compiles", "XLA compile s",
-           "1st call s"]
+HEADERS = [
+    "variant",
+    "members",
+    "median ms/call",
+    "min ms",
+    "max ms",
+    "ms/member (median)",
+    "time / ref (paired q25-q75)",
+    "1st call: XLA compiles",
+    "XLA compile s",
+    "1st call s",
+]
 
 
 def variant_rows(rows: dict[str, Any], ref: str, k: int) -> list[list[Any]]:
@@ -477,12 +521,20 @@ def variant_rows(rows: dict[str, Any], ref: str, k: int) -> list[list[Any]]:
     for name, r in rows.items():
         t, c = r["ms_per_call"], r["compile"]
         label = name if r["members"] == k else f"{name} ({r['members']} of {k} lrs)"
-        out.append([
-            label, r["members"], fmt_ms(t["median"]), fmt_ms(t["min"]), fmt_ms(t["max"]),
-            fmt_ms(r["ms_per_member"]["median"]),
-            "ref" if name == ref else fmt_ratio(r["ratio_to_" + ref]),
-            c["xla_compiles"], f"{c['xla_compile_s']:.3f}", f"{c['wall_s']:.3f}",
-        ])
+        out.append(
+            [
+                label,
+                r["members"],
+                fmt_ms(t["median"]),
+                fmt_ms(t["min"]),
+                fmt_ms(t["max"]),
+                fmt_ms(r["ms_per_member"]["median"]),
+                "ref" if name == ref else fmt_ratio(r["ratio_to_" + ref]),
+                c["xla_compiles"],
+                f"{c['xla_compile_s']:.3f}",
+                f"{c['wall_s']:.3f}",
+            ]
+        )
     return out
 
 
@@ -502,8 +554,11 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"jax {env['jax']}, jaxlib {env['jaxlib']}, optax {env['optax']}. Load average "
         f"(1/5/15 min) at start {env['load_average_1_5_15min']}, at end "
         f"{result['load_average_at_end']}; total {result['total_runtime_s']:.0f} s."
-        + (" **--quick run (smoke test: fewer members, steps and repeats).**"
-           if cfg["quick"] else ""),
+        + (
+            " **--quick run (smoke test: fewer members, steps and repeats).**"
+            if cfg["quick"]
+            else ""
+        ),
         "",
         "Each sample is one whole call (a complete sweep) blocked on its outputs; the "
         "variants of a table are timed interleaved (order reversed every round) after "
@@ -565,13 +620,34 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"chunk size; medians of {c['repeats']} first calls on fresh loss functions)",
         "",
         T.markdown_table(
-            ["K", "vmap width", "chunk size", "chunks", "XLA compiles", "trace s", "lower s",
-             "XLA compile s", "compile total s", "1st call wall s"],
-            [[k, v["vmap_width"], v["chunk_size"], v["chunks"],
-              f"{v['median']['xla_compiles']:.0f}", f"{v['median']['trace_s']:.3f}",
-              f"{v['median']['lower_s']:.3f}", f"{v['median']['xla_compile_s']:.3f}",
-              f"{v['median']['compile_total_s']:.3f}", f"{v['median']['wall_s']:.3f}"]
-             for k, v in c["per_k"].items()]),
+            [
+                "K",
+                "vmap width",
+                "chunk size",
+                "chunks",
+                "XLA compiles",
+                "trace s",
+                "lower s",
+                "XLA compile s",
+                "compile total s",
+                "1st call wall s",
+            ],
+            [
+                [
+                    k,
+                    v["vmap_width"],
+                    v["chunk_size"],
+                    v["chunks"],
+                    f"{v['median']['xla_compiles']:.0f}",
+                    f"{v['median']['trace_s']:.3f}",
+                    f"{v['median']['lower_s']:.3f}",
+                    f"{v['median']['xla_compile_s']:.3f}",
+                    f"{v['median']['compile_total_s']:.3f}",
+                    f"{v['median']['wall_s']:.3f}",
+                ]
+                for k, v in c["per_k"].items()
+            ],
+        ),
         "",
         f"* Compile total, K={c['ks'][-1]} / K={c['ks'][0]}: "
         f"**{c['ratio_compile_total_high_k_over_low_k']:.2f}**; "
@@ -584,26 +660,61 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"{s['repeats']} repeats",
         "",
         T.markdown_table(
-            ["K", "chunks", "median ms/call", "min ms", "max ms", "µs/member (median)",
-             "ns/member-step (median)", "time / K=64 (paired q25-q75)"],
-            [[name, v["chunks"], fmt_ms(v["ms_per_call"]["median"]),
-              fmt_ms(v["ms_per_call"]["min"]), fmt_ms(v["ms_per_call"]["max"]),
-              f"{v['ms_per_member']['median'] * 1e3:.1f}",
-              f"{v['ns_per_member_step']['median']:.2f}",
-              "ref" if i == 0 else fmt_ratio(v[f"ratio_to_K={SCALING_KS[0]}"])]
-             for i, (name, v) in enumerate(s["variants"].items())]),
+            [
+                "K",
+                "chunks",
+                "median ms/call",
+                "min ms",
+                "max ms",
+                "µs/member (median)",
+                "ns/member-step (median)",
+                "time / K=64 (paired q25-q75)",
+            ],
+            [
+                [
+                    name,
+                    v["chunks"],
+                    fmt_ms(v["ms_per_call"]["median"]),
+                    fmt_ms(v["ms_per_call"]["min"]),
+                    fmt_ms(v["ms_per_call"]["max"]),
+                    f"{v['ms_per_member']['median'] * 1e3:.1f}",
+                    f"{v['ns_per_member_step']['median']:.2f}",
+                    "ref" if i == 0 else fmt_ratio(v[f"ratio_to_K={SCALING_KS[0]}"]),
+                ]
+                for i, (name, v) in enumerate(s["variants"].items())
+            ],
+        ),
         "",
         f"## Many members against one: warm jol.sweep on the digits MLP, {mb['steps']} steps, "
         f"{mb['repeats']} repeats",
         "",
         T.markdown_table(
-            ["K", "vmap width", "chunk size", "median ms/call", "min ms", "max ms",
-             "ms/member (median)", "time / K=1 (paired q25-q75)", "1st call s"],
-            [[name, v["sweep_config"]["vmap_width"], v["sweep_config"]["chunk_size"],
-              fmt_ms(v["ms_per_call"]["median"]), fmt_ms(v["ms_per_call"]["min"]),
-              fmt_ms(v["ms_per_call"]["max"]), fmt_ms(v["ms_per_member"]["median"]),
-              "ref" if i == 0 else fmt_ratio(v["ratio_to_K=1"]), f"{v['compile']['wall_s']:.2f}"]
-             for i, (name, v) in enumerate(mb["variants"].items())]),
+            [
+                "K",
+                "vmap width",
+                "chunk size",
+                "median ms/call",
+                "min ms",
+                "max ms",
+                "ms/member (median)",
+                "time / K=1 (paired q25-q75)",
+                "1st call s",
+            ],
+            [
+                [
+                    name,
+                    v["sweep_config"]["vmap_width"],
+                    v["sweep_config"]["chunk_size"],
+                    fmt_ms(v["ms_per_call"]["median"]),
+                    fmt_ms(v["ms_per_call"]["min"]),
+                    fmt_ms(v["ms_per_call"]["max"]),
+                    fmt_ms(v["ms_per_member"]["median"]),
+                    "ref" if i == 0 else fmt_ratio(v["ratio_to_K=1"]),
+                    f"{v['compile']['wall_s']:.2f}",
+                ]
+                for i, (name, v) in enumerate(mb["variants"].items())
+            ],
+        ),
         "",
         f"* K={mb['ks'][1]} / K=1: **{fmt_ratio(mb['ratio_k_over_1'])}**.",
     ]
@@ -614,28 +725,59 @@ def build_markdown(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 4 Python-loop members, small MLP sweep, K <= 256 "
-                         "compile, few repeats; writes *_quick.{json,md}")
-    ap.add_argument("--repeats", type=int, default=None,
-                    help="interleaved samples per Rosenbrock variant (default 30; 5 quick)")
-    ap.add_argument("--python-repeats", type=int, default=None,
-                    help="samples of the Rosenbrock Python loop (default 7; 3 quick)")
-    ap.add_argument("--mlp-repeats", type=int, default=None,
-                    help="interleaved samples per digits variant (default 5; 3 quick)")
-    ap.add_argument("--compile-repeats", type=int, default=3,
-                    help="fresh-function first calls per K in the compile workload")
-    ap.add_argument("--warmup", type=int, default=None,
-                    help="untimed calls per Rosenbrock variant (default 3; 1 quick)")
-    ap.add_argument("--mlp-warmup", type=int, default=1,
-                    help="untimed calls per digits variant")
-    ap.add_argument("--python-loop-budget", type=float, default=60.0,
-                    help="seconds the Rosenbrock Python loop may take on all K members "
-                         f"before only {PY_FALLBACK_MEMBERS} are timed")
-    ap.add_argument("--out", type=str, default=str(REPO / "benchmarks" / "results"),
-                    help="output directory (default benchmarks/results)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 4 Python-loop members, small MLP sweep, K <= 256 "
+        "compile, few repeats; writes *_quick.{json,md}",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="interleaved samples per Rosenbrock variant (default 30; 5 quick)",
+    )
+    ap.add_argument(
+        "--python-repeats",
+        type=int,
+        default=None,
+        help="samples of the Rosenbrock Python loop (default 7; 3 quick)",
+    )
+    ap.add_argument(
+        "--mlp-repeats",
+        type=int,
+        default=None,
+        help="interleaved samples per digits variant (default 5; 3 quick)",
+    )
+    ap.add_argument(
+        "--compile-repeats",
+        type=int,
+        default=3,
+        help="fresh-function first calls per K in the compile workload",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed calls per Rosenbrock variant (default 3; 1 quick)",
+    )
+    ap.add_argument("--mlp-warmup", type=int, default=1, help="untimed calls per digits variant")
+    ap.add_argument(
+        "--python-loop-budget",
+        type=float,
+        default=60.0,
+        help="seconds the Rosenbrock Python loop may take on all K members "
+        f"before only {PY_FALLBACK_MEMBERS} are timed",
+    )
+    ap.add_argument(
+        "--out",
+        type=str,
+        default=str(REPO / "benchmarks" / "results"),
+        help="output directory (default benchmarks/results)",
+    )
     a = ap.parse_args(argv)
     defaults = dict(repeats=(5, 30), python_repeats=(3, 7), mlp_repeats=(3, 5), warmup=(1, 3))
     for key, (quick_v, full_v) in defaults.items():
@@ -666,10 +808,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "benchmark": "sweep_speedup",
         "environment": env,
         "config": {
-            "quick": args.quick, "repeats": args.repeats,
-            "python_repeats": args.python_repeats, "mlp_repeats": args.mlp_repeats,
-            "compile_repeats": args.compile_repeats, "warmup": args.warmup,
-            "mlp_warmup": args.mlp_warmup, "python_loop_budget_s": args.python_loop_budget,
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "python_repeats": args.python_repeats,
+            "mlp_repeats": args.mlp_repeats,
+            "compile_repeats": args.compile_repeats,
+            "warmup": args.warmup,
+            "mlp_warmup": args.mlp_warmup,
+            "python_loop_budget_s": args.python_loop_budget,
             "dtype": "float32",
             "order": "interleaved: variant order reversed every round",
             "timing": "whole call (dispatch + run), block_until_ready on every output",

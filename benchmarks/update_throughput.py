@@ -48,20 +48,28 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
+import optax
 
 import jaxopt_lab as jol
-
-import optax
+from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
 
 REPO = Path(__file__).resolve().parents[1]
 
 # name -> (ours factory, optax factory, arrays read, arrays written) per step
 OPTIMIZERS: dict[str, tuple[Callable[[], Any], Callable[[], Any], int, int]] = {
     "adam": (lambda: jol.adam(1e-3), lambda: optax.adam(1e-3), 4, 3),
-    "adamw": (lambda: jol.adamw(1e-3, weight_decay=1e-4), lambda: optax.adamw(1e-3, weight_decay=1e-4), 4, 3),
-    "sgd(momentum=0.9)": (lambda: jol.sgd(1e-3, momentum=0.9), lambda: optax.sgd(1e-3, momentum=0.9), 3, 2),
+    "adamw": (
+        lambda: jol.adamw(1e-3, weight_decay=1e-4),
+        lambda: optax.adamw(1e-3, weight_decay=1e-4),
+        4,
+        3,
+    ),
+    "sgd(momentum=0.9)": (
+        lambda: jol.sgd(1e-3, momentum=0.9),
+        lambda: optax.sgd(1e-3, momentum=0.9),
+        3,
+        2,
+    ),
     "rmsprop": (lambda: jol.rmsprop(1e-3), lambda: optax.rmsprop(1e-3), 3, 2),
     "adagrad": (lambda: jol.adagrad(1e-3), lambda: optax.adagrad(1e-3), 3, 2),
     "lion": (lambda: jol.lion(1e-4), lambda: optax.lion(1e-4), 3, 2),
@@ -137,7 +145,7 @@ def hlo_summary(compiled: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         text = compiled.as_text()
-        entry = text[text.rfind("ENTRY"):]
+        entry = text[text.rfind("ENTRY") :]
         out["entry_instructions"] = sum(1 for ln in entry.splitlines() if " = " in ln)
         out["entry_fusions"] = sum(1 for ln in entry.splitlines() if " fusion(" in ln)
         out["converts_total"] = text.count(" convert(")
@@ -156,8 +164,12 @@ def hlo_summary(compiled: Any) -> dict[str, Any]:
     try:
         ma = compiled.memory_analysis()
         if ma is not None:
-            for k in ("argument_size_in_bytes", "output_size_in_bytes",
-                      "alias_size_in_bytes", "temp_size_in_bytes"):
+            for k in (
+                "argument_size_in_bytes",
+                "output_size_in_bytes",
+                "alias_size_in_bytes",
+                "temp_size_in_bytes",
+            ):
                 if hasattr(ma, k):
                     out[k] = int(getattr(ma, k))
     except Exception as e:  # pragma: no cover
@@ -176,22 +188,26 @@ def stream_kernel_factory(n_read: int, n_write: int) -> Callable[[], Callable]:
 
     def make():
         if n_const == 0:
+
             def step(*xs):
                 return tuple(x + 1.0 for x in xs)
         else:
+
             def step(*args):
                 xs, gs = args[:n_write], args[n_write:]
                 s = gs[0]
                 for g in gs[1:]:
                     s = s + g
                 return tuple(x + s for x in xs)
+
         return step
 
     return make
 
 
-def run_reference_kernels(size: int, repeats: int, warmup: int, min_sample_s: float,
-                          rng: np.random.Generator) -> dict[str, Any]:
+def run_reference_kernels(
+    size: int, repeats: int, warmup: int, min_sample_s: float, rng: np.random.Generator
+) -> dict[str, Any]:
     specs = {
         "copy (x+1, donated)": (1, 1),
         "stream read3/write2": (3, 2),
@@ -200,19 +216,28 @@ def run_reference_kernels(size: int, repeats: int, warmup: int, min_sample_s: fl
     results: dict[str, Any] = {}
     benches = []
     for name, (n_read, n_write) in specs.items():
-        carry = tuple(jax.device_put(rng.standard_normal(size, dtype=np.float32))
-                      for _ in range(n_write))
-        consts = tuple(jax.device_put(rng.standard_normal(size, dtype=np.float32))
-                       for _ in range(n_read - n_write))
-        cr = T.compile_timed(stream_kernel_factory(n_read, n_write), (*carry, *consts),
-                             repeats=1, donate_argnums=tuple(range(n_write)))
+        carry = tuple(
+            jax.device_put(rng.standard_normal(size, dtype=np.float32)) for _ in range(n_write)
+        )
+        consts = tuple(
+            jax.device_put(rng.standard_normal(size, dtype=np.float32))
+            for _ in range(n_read - n_write)
+        )
+        cr = T.compile_timed(
+            stream_kernel_factory(n_read, n_write),
+            (*carry, *consts),
+            repeats=1,
+            donate_argnums=tuple(range(n_write)),
+        )
         new = cr.compiled(*carry, *consts)
         jax.block_until_ready(new)
         donated = all_deleted(carry)
-        benches.append((name, n_read, n_write, cr, donated,
-                        T.StatefulBench(name, cr.compiled, new, consts)))
-    number = T.run_interleaved([b for *_, b in benches], repeats=repeats, warmup=warmup,
-                               min_sample_s=min_sample_s)
+        benches.append(
+            (name, n_read, n_write, cr, donated, T.StatefulBench(name, cr.compiled, new, consts))
+        )
+    number = T.run_interleaved(
+        [b for *_, b in benches], repeats=repeats, warmup=warmup, min_sample_s=min_sample_s
+    )
     for name, n_read, n_write, cr, donated, b in benches:
         st = b.stats()
         nbytes = (n_read + n_write) * 4 * size
@@ -248,7 +273,9 @@ class TorchAdamBench(T.StatefulBench):
         self.sync()
 
 
-def torch_adam_benches(flat_p: np.ndarray, flat_g: np.ndarray, leaves: int, dtype: str) -> tuple[list, dict]:
+def torch_adam_benches(
+    flat_p: np.ndarray, flat_g: np.ndarray, leaves: int, dtype: str
+) -> tuple[list, dict]:
     """torch.optim.Adam (foreach, fused) on the device kind JAX uses; ([], reasons) when
     torch is missing or a variant is unsupported there."""
     try:
@@ -271,7 +298,11 @@ def torch_adam_benches(flat_p: np.ndarray, flat_g: np.ndarray, leaves: int, dtyp
             opt = torch.optim.Adam(params, lr=1e-3, **{variant: True})
             opt.step()
             sync()
-        except (RuntimeError, TypeError, ValueError) as e:  # e.g. fused unsupported for a dtype/device
+        except (
+            RuntimeError,
+            TypeError,
+            ValueError,
+        ) as e:  # e.g. fused unsupported for a dtype/device
             skipped[f"torch Adam {variant}"] = str(e).splitlines()[0][:200]
             continue
         benches.append(TorchAdamBench(f"torch Adam {variant} ({device})", opt, sync))
@@ -281,8 +312,14 @@ def torch_adam_benches(flat_p: np.ndarray, flat_g: np.ndarray, leaves: int, dtyp
 # --------------------------------------------------------------------------- main bench
 
 
-def bench_row(opt_name: str, dtype: str, leaves: int, size: int, args: argparse.Namespace,
-              rng: np.random.Generator) -> dict[str, Any]:
+def bench_row(
+    opt_name: str,
+    dtype: str,
+    leaves: int,
+    size: int,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
     """One (optimizer, dtype, size, layout) row: ours and optax (and torch for adam)."""
     make_ours, make_optax, n_read, n_write = OPTIMIZERS[opt_name]
     np_dtype = DTYPES[dtype]
@@ -317,8 +354,12 @@ def bench_row(opt_name: str, dtype: str, leaves: int, size: int, args: argparse.
         s = opt.init(p)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            cr = T.compile_timed(make_step_factory(opt, apply), (p, s, grads),
-                                 repeats=args.compile_repeats, donate_argnums=(0, 1))
+            cr = T.compile_timed(
+                make_step_factory(opt, apply),
+                (p, s, grads),
+                repeats=args.compile_repeats,
+                donate_argnums=(0, 1),
+            )
             # First call: check that donation actually happened for params and state.
             new = cr.compiled(p, s, grads)
             jax.block_until_ready(new)
@@ -349,8 +390,9 @@ def bench_row(opt_name: str, dtype: str, leaves: int, size: int, args: argparse.
         benches += torch_benches
     del flat_p, flat_g
 
-    number = T.run_interleaved(benches, repeats=args.repeats, warmup=args.warmup,
-                               min_sample_s=args.min_sample_s)
+    number = T.run_interleaved(
+        benches, repeats=args.repeats, warmup=args.warmup, min_sample_s=args.min_sample_s
+    )
     for b in benches:
         st = b.stats()
         info = out["libraries"][b.name]
@@ -388,7 +430,11 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"Device: {env['device_kind']} ({env['device']}), CPU model: {env['cpu_model']}, "
         f"cores: {env['cpu_count']}. jax {env['jax']}, jaxlib {env['jaxlib']}, "
         f"optax {env['optax']}, numpy {env['numpy']}"
-        + (f", torch {result['torch_version']}" if result.get("torch_version") else ", torch not importable")
+        + (
+            f", torch {result['torch_version']}"
+            if result.get("torch_version")
+            else ", torch not importable"
+        )
         + f". Load average (1/5/15 min) at start {env['load_average_1_5_15min']}, at end "
         f"{result['load_average_at_end']}.",
         f"{cfg['repeats']} interleaved repeats after {cfg['warmup']} warm-up calls; params and "
@@ -454,25 +500,59 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--sizes", type=str, default=None,
                     help="comma-separated parameter counts (default 2**20,2**24, plus 2**28 on an accelerator "
                          "with the memory; 2**20 with --quick)")  # fmt: skip
-    ap.add_argument("--dtypes", type=str, default="float32,bfloat16", help="subset of float32,bfloat16")
-    ap.add_argument("--leaves", type=str, default="1,200", help="comma-separated leaf counts (default 1,200)")
-    ap.add_argument("--repeats", type=int, default=None,
-                    help="timed samples per library and row (default 30; 5 with --quick)")
-    ap.add_argument("--warmup", type=int, default=None,
-                    help="untimed calls before timing (default 3; 1 with --quick)")
-    ap.add_argument("--compile-repeats", type=int, default=None,
-                    help="fresh compiles timed per row and library (default 2; 1 with --quick)")
+    ap.add_argument(
+        "--dtypes", type=str, default="float32,bfloat16", help="subset of float32,bfloat16"
+    )
+    ap.add_argument(
+        "--leaves", type=str, default="1,200", help="comma-separated leaf counts (default 1,200)"
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per library and row (default 30; 5 with --quick)",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed calls before timing (default 3; 1 with --quick)",
+    )
+    ap.add_argument(
+        "--compile-repeats",
+        type=int,
+        default=None,
+        help="fresh compiles timed per row and library (default 2; 1 with --quick)",
+    )
     ap.add_argument("--min-sample-s", type=float, default=0.02,
                     help="each sample runs the step enough times back to back to last at "
                          "least this long (default 0.02 s); 1 call when a step is slower")  # fmt: skip
-    ap.add_argument("--optimizers", type=str, default=None,
-                    help="subset of: " + ", ".join(OPTIMIZERS) + f" (default all; {', '.join(QUICK_OPTIMIZERS)} with --quick)")
-    ap.add_argument("--no-torch", action="store_true", help="skip torch.optim even when it is importable")
-    ap.add_argument("--quick", action="store_true", help="smoke test: 2**20 params, adam and sgd, few repeats")
-    ap.add_argument("--out", type=str, default=str(REPO / "benchmarks" / "results"),
-                    help="output directory (default benchmarks/results)")
-    ap.add_argument("--dump-hlo", type=str, default=None,
-                    help="write StableHLO and optimised HLO of every step to this directory")
+    ap.add_argument(
+        "--optimizers",
+        type=str,
+        default=None,
+        help="subset of: "
+        + ", ".join(OPTIMIZERS)
+        + f" (default all; {', '.join(QUICK_OPTIMIZERS)} with --quick)",
+    )
+    ap.add_argument(
+        "--no-torch", action="store_true", help="skip torch.optim even when it is importable"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke test: 2**20 params, adam and sgd, few repeats"
+    )
+    ap.add_argument(
+        "--out",
+        type=str,
+        default=str(REPO / "benchmarks" / "results"),
+        help="output directory (default benchmarks/results)",
+    )
+    ap.add_argument(
+        "--dump-hlo",
+        type=str,
+        default=None,
+        help="write StableHLO and optimised HLO of every step to this directory",
+    )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     a.size_list = default_sizes(a.quick) if a.sizes is None else _int_list(ap, "--sizes", a.sizes)
@@ -506,7 +586,9 @@ def main(argv=None) -> dict[str, Any]:
 
     refs, results, torch_version = {}, [], None
     for size in args.size_list:
-        refs[str(size)] = run_reference_kernels(size, args.repeats, args.warmup, args.min_sample_s, rng)
+        refs[str(size)] = run_reference_kernels(
+            size, args.repeats, args.warmup, args.min_sample_s, rng
+        )
         copy_gbs = refs[str(size)]["copy (x+1, donated)"]["GB_per_s"]["median"]
         for dtype in args.dtype_list:
             for leaves in args.leaves_list:
@@ -516,7 +598,10 @@ def main(argv=None) -> dict[str, Any]:
                     for info in r["libraries"].values():
                         info["fraction_of_copy_bandwidth"] = info["GB_per_s"]["median"] / copy_gbs
                     results.append(r)
-                    times = ", ".join(f"{lib} {info['time_ms']['median']:.3f} ms" for lib, info in r["libraries"].items())
+                    times = ", ".join(
+                        f"{lib} {info['time_ms']['median']:.3f} ms"
+                        for lib, info in r["libraries"].items()
+                    )
                     log(f"{_size_label(size)} {dtype} {opt_name} {leaves} leaves: {times}")
 
     result = {
@@ -524,17 +609,28 @@ def main(argv=None) -> dict[str, Any]:
         "environment": env,
         "torch_version": torch_version,
         "config": {
-            "sizes": args.size_list, "dtypes": args.dtype_list, "leaves": args.leaves_list,
-            "optimizers": args.optimizer_list, "repeats": args.repeats, "warmup": args.warmup,
-            "compile_repeats": args.compile_repeats, "min_sample_s": args.min_sample_s,
-            "quick": args.quick, "seed": args.seed,
+            "sizes": args.size_list,
+            "dtypes": args.dtype_list,
+            "leaves": args.leaves_list,
+            "optimizers": args.optimizer_list,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "compile_repeats": args.compile_repeats,
+            "min_sample_s": args.min_sample_s,
+            "quick": args.quick,
+            "seed": args.seed,
             "donate": "params and optimizer state (argnums 0, 1), both JAX libraries",
             "order": "interleaved: the libraries alternate which goes first each repeat",
             "step": "updates, state = opt.update(g, state, p); p = apply_updates(p, updates)",
-            "hyperparameters": {"adam": "adam(1e-3)", "adamw": "adamw(1e-3, weight_decay=1e-4)",
-                                "sgd": "sgd(1e-3, momentum=0.9)", "rmsprop": "rmsprop(1e-3)",
-                                "adagrad": "adagrad(1e-3)", "lion": "lion(1e-4)",
-                                "torch": "torch.optim.Adam(lr=1e-3, foreach=True | fused=True)"},
+            "hyperparameters": {
+                "adam": "adam(1e-3)",
+                "adamw": "adamw(1e-3, weight_decay=1e-4)",
+                "sgd": "sgd(1e-3, momentum=0.9)",
+                "rmsprop": "rmsprop(1e-3)",
+                "adagrad": "adagrad(1e-3)",
+                "lion": "lion(1e-4)",
+                "torch": "torch.optim.Adam(lr=1e-3, foreach=True | fused=True)",
+            },
         },  # fmt: skip
         "backend_warmup_s": backend_warmup_s,
         "reference_kernels": refs,

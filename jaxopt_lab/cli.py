@@ -89,7 +89,9 @@ def learning_rate_grid(lr_min: float, lr_max: float, num: int) -> Any:
     import numpy as np
 
     if not (math.isfinite(lr_min) and math.isfinite(lr_max)) or not 0 < lr_min < lr_max:
-        raise UsageError(f"the learning-rate grid needs 0 < --lr-min < --lr-max, got {lr_min:g} and {lr_max:g}")
+        raise UsageError(
+            f"the learning-rate grid needs 0 < --lr-min < --lr-max, got {lr_min:g} and {lr_max:g}"
+        )
     if num < 2:
         raise UsageError(f"--num-lrs must be at least 2, got {num}")
     return np.geomspace(lr_min, lr_max, num)
@@ -104,7 +106,9 @@ def writable_folder(path: str) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise UsageError(f"cannot write to the output folder {str(out)!r}: {e.strerror or e}") from None
+        raise UsageError(
+            f"cannot write to the output folder {str(out)!r}: {e.strerror or e}"
+        ) from None
     return out
 
 
@@ -135,14 +139,18 @@ def run_sweep(args: argparse.Namespace, optimizer: str, problem: Any, checkpoint
                   progress=progress)  # fmt: skip
     if isinstance(problem, TestFunction):
         if args.epochs is not None or args.batch_size is not None or args.seeds is not None:
-            raise UsageError(f"{args.problem} is a test function: it takes --steps, not --epochs, --batch-size or --seeds")
+            raise UsageError(
+                f"{args.problem} is a test function: it takes --steps, not --epochs, --batch-size or --seeds"
+            )
         return jol.sweep(make, problem.fn, problem.x0, lrs, args.steps or 1000, **common)
     if args.epochs is None and args.batch_size is None:  # full batch
         train = problem.train
         return jol.sweep(make, lambda p: problem.loss(p, train), None, lrs, args.steps or 300,
                          init_fn=problem.init_params, seeds=args.seeds, **common)  # fmt: skip
     if args.steps is not None:
-        raise UsageError("give --steps (full batch) or --epochs/--batch-size (mini-batch), not both")
+        raise UsageError(
+            "give --steps (full batch) or --epochs/--batch-size (mini-batch), not both"
+        )
     n = int(jnp.shape(problem.train["x"])[0])
     batch = args.batch_size or 64
     if batch > n:
@@ -171,13 +179,19 @@ def sweep_table(result: Any, problem: Any) -> str:
     final, diverged = result._config_scores()
     seeds = "seed" in result.axes
     div = result.diverged.sum(-1) if seeds else result.diverged
-    div_text = [f"{int(d)}/{result.diverged.shape[-1]}" if seeds else ("yes" if d else "no") for d in div]
+    div_text = [
+        f"{int(d)}/{result.diverged.shape[-1]}" if seeds else ("yes" if d else "no") for d in div
+    ]
     header = ["lr", "final loss", "diverged"]
     columns = [[f"{lr:.4g}" for lr in result.learning_rates], [f"{v:.5g}" for v in final], div_text]
     if isinstance(problem, DataProblem) and problem.test is not None:
-        flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[result.diverged.ndim:]), result.params)
+        flat = jax.tree.map(
+            lambda a: a.reshape(-1, *a.shape[result.diverged.ndim :]), result.params
+        )
         metric = np.asarray(jax.jit(jax.vmap(lambda p: problem.metric(p, problem.test)))(flat))
-        metric = np.where(result.diverged.reshape(-1), np.nan, metric).reshape(result.diverged.shape)
+        metric = np.where(result.diverged.reshape(-1), np.nan, metric).reshape(
+            result.diverged.shape
+        )
         if seeds:  # mean over the seeds that did not diverge (NaN where none)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -219,7 +233,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     result: SweepResult = run_sweep(args, args.optimizer, problem, checkpoints, progress=None)
     seconds = time.perf_counter() - t0
     members = int(result.diverged.size)
-    print(f"{args.optimizer} on {args.problem}: {members} members, {result.losses.shape[-1]} steps each, {seconds:.1f} s")
+    print(
+        f"{args.optimizer} on {args.problem}: {members} members, {result.losses.shape[-1]} steps each, {seconds:.1f} s"
+    )
     print(sweep_table(result, problem))
     lr, note = _best(result)
     if lr is None:
@@ -231,7 +247,9 @@ def sweep_command(args: argparse.Namespace) -> int:
             print(f"note: {note}")
     result.save(out / "sweep.npz")
     title = f"{args.optimizer} on {args.problem}"
-    plots.lr_sensitivity(result, path=out / "lr_sensitivity.png", title=f"Learning-rate sensitivity: {title}")
+    plots.lr_sensitivity(
+        result, path=out / "lr_sensitivity.png", title=f"Learning-rate sensitivity: {title}"
+    )
     plots.loss_curves(result, top=args.top, path=out / "loss_curves.png", smooth=steps_per_epoch(args, problem),
                       title=f"Best {args.top} learning rates: {title}")  # fmt: skip
     print(f"wrote {out / 'sweep.npz'}, {out / 'lr_sensitivity.png'} and {out / 'loss_curves.png'}")
@@ -263,9 +281,19 @@ def compare_command(args: argparse.Namespace) -> int:
             rows.append((name, "-", "diverged", int(result.diverged.sum()), seconds))
             continue
         losses = np.asarray(result.losses[result.best_index[0]], float)
-        curve = losses.reshape(-1, losses.shape[-1]).mean(axis=0)  # mean over seeds (and other axes)
+        curve = losses.reshape(-1, losses.shape[-1]).mean(
+            axis=0
+        )  # mean over seeds (and other axes)
         curves[f"{name} (lr {lr:.3g})"] = curve
-        rows.append((name, f"{lr:.4g}" + ("*" if note else ""), f"{curve[-1]:.4g}", int(result.diverged.sum()), seconds))
+        rows.append(
+            (
+                name,
+                f"{lr:.4g}" + ("*" if note else ""),
+                f"{curve[-1]:.4g}",
+                int(result.diverged.sum()),
+                seconds,
+            )
+        )
     print(f"{len(names)} optimizers on {args.problem}, each at its best of {args.num_lrs} learning rates "
           f"in [{args.lr_min:g}, {args.lr_max:g}]")  # fmt: skip
     print(f"{'optimizer':<10} {'best lr':>10} {'final loss':>12} {'diverged':>9} {'seconds':>8}")
@@ -274,7 +302,9 @@ def compare_command(args: argparse.Namespace) -> int:
     if any(r[1].endswith("*") for r in rows):
         print("*: the best learning rate is at the edge of the grid; widen it")
     path = out / f"compare_{args.problem}.png"
-    plots.loss_curves(curves, path=path, title=f"{args.problem}: each optimizer at its best learning rate")
+    plots.loss_curves(
+        curves, path=path, title=f"{args.problem}: each optimizer at its best learning rate"
+    )
     print(f"wrote {path}")
     return 0
 
@@ -322,14 +352,18 @@ def trajectories_command(args: argparse.Namespace) -> int:
     problem = load_problem(args.function)
     if not isinstance(problem, TestFunction) or problem.x0.shape != (2,):
         two_d = [n for n in _problem_names()[0] if load_problem(n).x0.shape == (2,)]
-        raise UsageError(f"{args.function!r} is not a 2-D test function; choose from {', '.join(two_d)}")
+        raise UsageError(
+            f"{args.function!r} is not a 2-D test function; choose from {', '.join(two_d)}"
+        )
     _positive("--steps", args.steps)
     start = problem.x0
     if args.start is not None:
         try:
             start = jnp.asarray([float(v) for v in args.start.split(",")], problem.x0.dtype)
         except ValueError:
-            raise UsageError(f"--start must be two numbers like -1.5,2, got {args.start!r}") from None
+            raise UsageError(
+                f"--start must be two numbers like -1.5,2, got {args.start!r}"
+            ) from None
         if start.shape != (2,) or not bool(jnp.isfinite(start).all()):
             raise UsageError(f"--start must be two finite numbers like -1.5,2, got {args.start!r}")
     out = writable_folder(args.out)
@@ -348,12 +382,18 @@ def trajectories_command(args: argparse.Namespace) -> int:
         path = np.asarray(jol.trajectory(problem.fn, start, make(lr), args.steps))
         paths[f"{name} (lr {lr:.3g})"] = path
         final = float(problem.fn(jnp.asarray(path[-1])))
-        dist = float(np.min(np.linalg.norm(np.asarray(problem.minimizers) - path[-1], axis=1))) if len(problem.minimizers) else math.nan
+        dist = (
+            float(np.min(np.linalg.norm(np.asarray(problem.minimizers) - path[-1], axis=1)))
+            if len(problem.minimizers)
+            else math.nan
+        )
         rows.append((name, f"{lr:.4g}", f"{final:.4g}", f"{dist:.3g}", how))
     print(f"{args.function} from ({float(start[0]):g}, {float(start[1]):g}), {args.steps} steps")
     print(f"{'optimizer':<10} {'lr':>10} {'final f':>12} {'to minimizer':>13}  lr chosen")
     for row in rows:
-        print(f"{row[0]:<10} {row[1]:>10} {row[2]:>12} {row[3]:>13}  {row[4] if len(row) > 4 else ''}")
+        print(
+            f"{row[0]:<10} {row[1]:>10} {row[2]:>12} {row[3]:>13}  {row[4] if len(row) > 4 else ''}"
+        )
     file = out / f"trajectories_{args.function}.png"
     plots.contour_trajectories(problem.fn, paths, minimizers=problem.minimizers, path=file,
                                title=f"{args.function}: {args.steps} steps from ({float(start[0]):g}, {float(start[1]):g})")  # fmt: skip
@@ -390,20 +430,47 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _grid_options(p: argparse.ArgumentParser, num_lrs: int) -> None:
-    p.add_argument("--lr-min", type=float, default=1e-4, help="smallest learning rate (default 1e-4)")
+    p.add_argument(
+        "--lr-min", type=float, default=1e-4, help="smallest learning rate (default 1e-4)"
+    )
     p.add_argument("--lr-max", type=float, default=1.0, help="largest learning rate (default 1)")
-    p.add_argument("--num-lrs", type=int, default=num_lrs, help=f"log-spaced grid size (default {num_lrs})")
+    p.add_argument(
+        "--num-lrs", type=int, default=num_lrs, help=f"log-spaced grid size (default {num_lrs})"
+    )
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--problem", default="digits_mlp", help="a problem of jaxopt_lab.problems (default digits_mlp)")
+    p.add_argument(
+        "--problem",
+        default="digits_mlp",
+        help="a problem of jaxopt_lab.problems (default digits_mlp)",
+    )
     p.add_argument("--steps", type=int, default=None,
                    help="full-batch steps (default: 1000 on a test function, 300 on a data problem)")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=None, help="mini-batch epochs on a data problem (default 10 once --epochs or --batch-size is given)")
-    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size for a data problem (default 64)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per learning rate (data problems): a band in the plot")
-    p.add_argument("--chunk-size", type=int, default=None,
-                   help="members per compiled call, a checkpoint each (default: all, at most 64 per device)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="mini-batch epochs on a data problem (default 10 once --epochs or --batch-size is given)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="mini-batch size for a data problem (default 64)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per learning rate (data problems): a band in the plot",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="members per compiled call, a checkpoint each (default: all, at most 64 per device)",
+    )
     p.add_argument("--vmap-width", type=int, default=None,
                    help="members computed in lockstep; chunks are rounded up to a multiple (default: from the flops)")  # fmt: skip
 
@@ -417,18 +484,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "on a built-in problem; print a table and the best learning rate; write "
                                    "sweep.npz, lr_sensitivity.png and loss_curves.png.")  # fmt: skip
     _training_options(p)
-    p.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
+    p.add_argument(
+        "--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)"
+    )
     _grid_options(p, 32)
     p.add_argument("--top", type=int, default=5, help="loss curves drawn (default 5)")
     p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "sweep"), help="output folder")
-    p.add_argument("--resume", action="store_true", help="reuse the chunks an interrupted run left in OUT/checkpoints")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the chunks an interrupted run left in OUT/checkpoints",
+    )
     p.set_defaults(func=sweep_command)
 
     p = sub.add_parser("compare", help="several optimizers, each at its best learning rate",
                        description="Sweep each optimizer's learning rate on one problem, then plot each one's "
                                    "loss curve at its best learning rate.")  # fmt: skip
     _training_options(p)
-    p.add_argument("--optimizers", default="sgd,momentum,rmsprop,adam", help="comma-separated names, or 'all'")
+    p.add_argument(
+        "--optimizers", default="sgd,momentum,rmsprop,adam", help="comma-separated names, or 'all'"
+    )
     _grid_options(p, 16)
     p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "compare"), help="output folder")
     p.set_defaults(func=compare_command)
@@ -437,8 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run several optimizers from one start on a 2-D test function and draw their "
                                    "paths on its contours. A learning rate not given (name=lr) is the best of a "
                                    "sweep over the grid.")  # fmt: skip
-    p.add_argument("--function", default="rosenbrock", help="a 2-D test function of jaxopt_lab.problems")
-    p.add_argument("--optimizers", default="sgd,momentum,rmsprop,adam", help="comma-separated names, each optionally name=lr")
+    p.add_argument(
+        "--function", default="rosenbrock", help="a 2-D test function of jaxopt_lab.problems"
+    )
+    p.add_argument(
+        "--optimizers",
+        default="sgd,momentum,rmsprop,adam",
+        help="comma-separated names, each optionally name=lr",
+    )
     p.add_argument("--start", default=None, help="starting point x,y (default: the function's own)")
     p.add_argument("--steps", type=int, default=500, help="steps per optimizer (default 500)")
     _grid_options(p, 24)
@@ -447,7 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="the benchmark suite (quick by default)",
                        description="Run the benchmark suite of the source checkout and print its tables.")  # fmt: skip
-    p.add_argument("--full", action="store_true", help="full runs (minutes each) instead of quick ones")
+    p.add_argument(
+        "--full", action="store_true", help="full runs (minutes each) instead of quick ones"
+    )
     p.add_argument("--only", default=None, help="comma-separated benchmark names")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.set_defaults(func=bench_command)

@@ -68,7 +68,9 @@ def tree_scale(alpha: jax.Array, x: Params) -> Params:
 
 def require_extra_args(name: str, value: Any, grad: Any, value_fn: Any) -> None:
     """A clear error when an optimizer that evaluates the loss is called without it."""
-    missing = [n for n, v in (("value", value), ("grad", grad), ("value_fn", value_fn)) if v is None]
+    missing = [
+        n for n, v in (("value", value), ("grad", grad), ("value_fn", value_fn)) if v is None
+    ]
     if missing:
         raise TypeError(
             f"{name} evaluates the loss itself, so `update` needs the keyword arguments "
@@ -253,13 +255,17 @@ def zoom_search(
             return jax.tree.map(lambda u, v: jnp.where(cond, u, v), x, y)
 
         lo, f_lo, d_lo, g_lo = pick(worse, (z.lo, z.f_lo, z.d_lo, z.g_lo), (a, f, d, g))
-        hi, f_hi, d_hi = pick(worse, (a, f, d), pick(turn, (z.lo, z.f_lo, z.d_lo), (z.hi, z.f_hi, z.d_hi)))
+        hi, f_hi, d_hi = pick(
+            worse, (a, f, d), pick(turn, (z.lo, z.f_lo, z.d_lo), (z.hi, z.f_hi, z.d_hi))
+        )
         # next trial: double while bracketing; in the bracket, the cubic's minimizer when
         # it lies well inside (10% from either end), else the midpoint
         width = hi - lo
         cubic = _cubic_minimizer(lo, f_lo, d_lo, hi, f_hi, d_hi)
-        inside = jnp.isfinite(cubic) & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width)) & (
-            jnp.abs(hi - cubic) > 0.1 * jnp.abs(width)
+        inside = (
+            jnp.isfinite(cubic)
+            & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width))
+            & (jnp.abs(hi - cubic) > 0.1 * jnp.abs(width))
         )
         # Still bracketing (a is the low end, still going down too steeply): extrapolate
         # with the cubic through the previous low end and a, kept within
@@ -269,8 +275,11 @@ def zoom_search(
         beyond = _cubic_minimizer(z.lo, z.f_lo, z.d_lo, a, f, d)
         beyond = jnp.where(jnp.isfinite(beyond), beyond, a + 4.0 * reach)
         beyond = jnp.clip(beyond, a + 1.1 * reach, a + 4.0 * reach)
-        next_trial = jnp.where(bracketed, jnp.where(inside, cubic, lo + 0.5 * width),
-                               jnp.minimum(beyond, max_step_size))
+        next_trial = jnp.where(
+            bracketed,
+            jnp.where(inside, cubic, lo + 0.5 * width),
+            jnp.minimum(beyond, max_step_size),
+        )
         return _Zoom(
             i=z.i + 1, done=accept, bracketed=bracketed,
             lo=lo, f_lo=f_lo, d_lo=d_lo, g_lo=g_lo, hi=hi, f_hi=f_hi, d_hi=d_hi, trial=next_trial,
@@ -333,12 +342,23 @@ def _ls_init(h: HParams, params: Params) -> LineSearchState:
     nan = jnp.full((), jnp.nan, dtype)
     zeros = jnp.zeros((), jnp.int32)
     return LineSearchState(
-        jnp.ones((), dtype), nan, Evaluated(nan, jax.tree.map(jnp.zeros_like, params), zeros, zeros, zeros)
+        jnp.ones((), dtype),
+        nan,
+        Evaluated(nan, jax.tree.map(jnp.zeros_like, params), zeros, zeros, zeros),
     )
 
 
-def _ls_update(h: HParams, updates, state: LineSearchState, params=None, *, value=None, grad=None,
-               value_fn=None, **extra):
+def _ls_update(
+    h: HParams,
+    updates,
+    state: LineSearchState,
+    params=None,
+    *,
+    value=None,
+    grad=None,
+    value_fn=None,
+    **extra,
+):
     del extra
     require_extra_args(h.name, value, grad, value_fn)
     if params is None:
@@ -351,15 +371,39 @@ def _ls_update(h: HParams, updates, state: LineSearchState, params=None, *, valu
     if h.kind == "armijo":
         start = jnp.where(first, 1.0, state.step / h.decrease_factor) if h.reuse_step else 1.0
         start = jnp.minimum(start, h.max_step_size)
-        res = armijo_search(jax.value_and_grad(value_fn), params, updates, value, grad, start,
-                            c1=h.c1, decrease_factor=h.decrease_factor, max_steps=h.max_steps)
+        res = armijo_search(
+            jax.value_and_grad(value_fn),
+            params,
+            updates,
+            value,
+            grad,
+            start,
+            c1=h.c1,
+            decrease_factor=h.decrease_factor,
+            max_steps=h.max_steps,
+        )
     else:
         start = initial_step_guess(value, prev, slope)
-        res = zoom_search(jax.value_and_grad(value_fn), params, updates, value, grad, start,
-                          c1=h.c1, c2=h.c2, max_steps=h.max_steps, max_step_size=h.max_step_size)
+        res = zoom_search(
+            jax.value_and_grad(value_fn),
+            params,
+            updates,
+            value,
+            grad,
+            start,
+            c1=h.c1,
+            c2=h.c2,
+            max_steps=h.max_steps,
+            max_step_size=h.max_step_size,
+        )
     ev = state.evaluated
-    evaluated = Evaluated(res.value, res.grad, ev.num_fun_evals + res.num_evals,
-                          ev.num_grad_evals + res.num_evals, ev.num_hvp_evals)
+    evaluated = Evaluated(
+        res.value,
+        res.grad,
+        ev.num_fun_evals + res.num_evals,
+        ev.num_grad_evals + res.num_evals,
+        ev.num_hvp_evals,
+    )
     return tree_scale(res.step, updates), LineSearchState(res.step, value, evaluated)
 
 
@@ -386,9 +430,17 @@ def backtracking_linesearch(
     _check_positive("max_step_size", max_step_size)
     return Optimizer(
         bind(_ls_init),
-        bind(_ls_update, name="backtracking_linesearch", kind="armijo", c1=c1,
-             decrease_factor=decrease_factor, max_steps=max_steps, reuse_step=Static(bool(reuse_step)),
-             max_step_size=max_step_size, c2=None),
+        bind(
+            _ls_update,
+            name="backtracking_linesearch",
+            kind="armijo",
+            c1=c1,
+            decrease_factor=decrease_factor,
+            max_steps=max_steps,
+            reuse_step=Static(bool(reuse_step)),
+            max_step_size=max_step_size,
+            c2=None,
+        ),
     )
 
 
@@ -412,9 +464,17 @@ def zoom_linesearch(
     _check_positive("max_step_size", max_step_size)
     return Optimizer(
         bind(_ls_init),
-        bind(_ls_update, name="zoom_linesearch", kind="zoom", c1=c1, c2=c2,
-             max_steps=max_steps, max_step_size=max_step_size, decrease_factor=None,
-             reuse_step=Static(False)),
+        bind(
+            _ls_update,
+            name="zoom_linesearch",
+            kind="zoom",
+            c1=c1,
+            c2=c2,
+            max_steps=max_steps,
+            max_step_size=max_step_size,
+            decrease_factor=None,
+            reuse_step=Static(False),
+        ),
     )
 
 

@@ -34,9 +34,9 @@ from jaxopt_lab.base import (
     Static,
     accepts_extra_args,
     apply_updates,
-    is_concrete,
     check_params,
     check_scalar_fn,
+    is_concrete,
 )
 from jaxopt_lab.linesearch import Evaluated
 from jaxopt_lab.transforms import global_norm
@@ -87,7 +87,9 @@ def _check_count(name: str, value: Any, low: int = 1) -> int:
 
 
 def _check_optimizer(optimizer: Any, name: str = "optimizer") -> None:
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+    if not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
         raise TypeError(
             f"`{name}` must have callable `.init` and `.update` (e.g. jol.adam(1e-3) or an "
             f"optax transform), got {type(optimizer).__name__}."
@@ -170,7 +172,9 @@ def evaluated_state(state: Any) -> Evaluated | None:
         return None
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol"))
+@functools.partial(
+    jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol")
+)
 def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_tol):
     check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))  # at trace time only
     optimizer = dyn_opt if static_opt is None else static_opt.value
@@ -320,7 +324,9 @@ def minimize(
     result = _minimize(
         params,
         dyn,
-        None if tol is None else np.asarray(tol, jnp.result_type(float)),  # host scalar: no eager device op
+        None
+        if tol is None
+        else np.asarray(tol, jnp.result_type(float)),  # host scalar: no eager device op
         loss_fn=loss_fn,
         steps=steps,
         has_aux=bool(has_aux),
@@ -353,7 +359,9 @@ def _trajectory(params, dyn_opt, *, loss_fn, steps, static_opt):
     return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), params, path)
 
 
-def trajectory(loss_fn: Callable[[Params], Any], params: Params, optimizer: Any, steps: int) -> Params:
+def trajectory(
+    loss_fn: Callable[[Params], Any], params: Params, optimizer: Any, steps: int
+) -> Params:
     """The params after each of ``steps`` updates of ``optimizer`` on ``loss_fn``, start
     included: every leaf gains a leading axis of length ``steps + 1``. The path that
     :func:`minimize` takes (same updates, bit for bit), kept for plotting; one compiled
@@ -450,7 +458,9 @@ def _check_key(key: Any) -> jax.Array:
         return _int_key(int(key), (jax.config.jax_default_prng_impl, jax.config.jax_enable_x64))
     if not isinstance(key, (jax.Array, np.ndarray)):
         raise TypeError(f"`key` must be a jax.random key (or an int seed), got {key!r}.")
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.shape == (2,) and key.dtype == jnp.uint32):
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (
+        key.shape == (2,) and key.dtype == jnp.uint32
+    ):
         return key
     raise TypeError(
         f"`key` must be a jax.random key such as jax.random.PRNGKey(0), got an array of "

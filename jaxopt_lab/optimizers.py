@@ -87,7 +87,9 @@ def adam(
     r"""Adam (Kingma & Ba, 2015): :func:`~jaxopt_lab.transforms.scale_by_adam`, then
     :math:`-\eta`."""
     return chain(
-        T.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov),
+        T.scale_by_adam(
+            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        ),
         T.scale_by_learning_rate(learning_rate),
     )
 
@@ -121,7 +123,9 @@ def adamw(
     r"""AdamW (Loshchilov & Hutter, 2019): Adam's direction plus decoupled weight
     decay, :math:`p \leftarrow p - \eta(u^{adam} + \lambda p)`, where ``mask``."""
     return chain(
-        T.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov),
+        T.scale_by_adam(
+            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        ),
         T.add_decayed_weights(weight_decay, mask),
         T.scale_by_learning_rate(learning_rate),
     )

@@ -50,7 +50,9 @@ def _config_matrix(result: Any, values: np.ndarray) -> tuple[np.ndarray, list[st
     return matrix, labels or [""]
 
 
-def lr_sensitivity(result: Any, *, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
+def lr_sensitivity(
+    result: Any, *, path: str | os.PathLike | None = None, title: str | None = None
+) -> Figure:
     """Final loss against learning rate (log axis) for a :class:`jaxopt_lab.SweepResult`.
 
     One line per combination of the other hyperparameters: the mean over seeds, with
@@ -108,7 +110,10 @@ def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
     names = [n for n in result.axes if n != "seed"]
     curves = {}
     for idx in result.ranking()[:top]:
-        label = ", ".join(f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}" for n, i in zip(names, idx))
+        label = ", ".join(
+            f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}"
+            for n, i in zip(names, idx)
+        )
         losses = result.losses[idx]
         curves[label] = losses.mean(axis=0) if "seed" in result.axes else losses
     return curves
@@ -135,7 +140,9 @@ def loss_curves(
         curves = _top_curves(curves, top)
         title = title or f"Loss curves of the {len(curves)} best learning rates"
     elif not hasattr(curves, "items"):
-        raise TypeError(f"`curves` must be a SweepResult or a mapping label -> losses, got {type(curves).__name__}.")
+        raise TypeError(
+            f"`curves` must be a SweepResult or a mapping label -> losses, got {type(curves).__name__}."
+        )
     if smooth is not None and (not isinstance(smooth, int) or smooth < 1):
         raise ValueError(f"`smooth` must be a positive number of steps, got {smooth!r}.")
     fig = Figure(figsize=(7.5, 4.8))
@@ -148,7 +155,14 @@ def loss_curves(
         if smooth and smooth > 1 and curve.size >= smooth:
             (raw,) = ax.plot(np.arange(curve.size), curve, linewidth=0.6, alpha=0.25)
             mean = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
-            ax.plot(np.arange(smooth - 1, curve.size), mean, style, color=raw.get_color(), label=label, linewidth=1.6)
+            ax.plot(
+                np.arange(smooth - 1, curve.size),
+                mean,
+                style,
+                color=raw.get_color(),
+                label=label,
+                linewidth=1.6,
+            )
         else:
             ax.plot(np.arange(curve.size), curve, style, label=label, linewidth=1.4)
     if everything:
@@ -187,7 +201,9 @@ def contour_trajectories(
     paths = {k: np.asarray(v, float) for k, v in paths.items()}
     for label, p in paths.items():
         if p.ndim != 2 or p.shape[1] != 2 or not len(p):
-            raise ValueError(f"`paths[{label!r}]` must be a (T, 2) array of iterates, got shape {p.shape}.")
+            raise ValueError(
+                f"`paths[{label!r}]` must be a (T, 2) array of iterates, got shape {p.shape}."
+            )
     mins = np.zeros((0, 2)) if minimizers is None else np.asarray(minimizers, float).reshape(-1, 2)
     if bounds is None:
         pts = np.concatenate([*paths.values(), mins]) if paths or mins.size else np.zeros((1, 2))
@@ -212,11 +228,28 @@ def contour_trajectories(
         shown = p[np.isfinite(p).all(axis=1)]
         if not shown.size:  # a path that diverged at once has nothing to draw
             continue
-        (line,) = ax.plot(shown[:, 0], shown[:, 1], ".-", markersize=2.5, linewidth=1.2, label=label)
+        (line,) = ax.plot(
+            shown[:, 0], shown[:, 1], ".-", markersize=2.5, linewidth=1.2, label=label
+        )
         ax.plot(shown[0, 0], shown[0, 1], "o", color=line.get_color(), markersize=6)
-        ax.plot(shown[-1, 0], shown[-1, 1], "s", color=line.get_color(), markersize=6, markeredgecolor="k")
+        ax.plot(
+            shown[-1, 0],
+            shown[-1, 1],
+            "s",
+            color=line.get_color(),
+            markersize=6,
+            markeredgecolor="k",
+        )
     if mins.size:
-        ax.plot(mins[:, 0], mins[:, 1], "*", color="gold", markeredgecolor="k", markersize=15, label="minimizer")
+        ax.plot(
+            mins[:, 0],
+            mins[:, 1],
+            "*",
+            color="gold",
+            markeredgecolor="k",
+            markersize=15,
+            label="minimizer",
+        )
     ax.set_xlim(bounds[0], bounds[1])
     ax.set_ylim(bounds[2], bounds[3])
     ax.set_xlabel("$x_1$")
@@ -275,7 +308,16 @@ def learning_rate_effect(
         shown = xs_path[inside]
         fs = np.asarray(jax.vmap(f1)(jnp.asarray(shown, jnp.float32))) if shown.size else shown
         ax.plot(shown, fs, "-", color="tab:blue", linewidth=0.8, alpha=0.6)
-        ax.scatter(shown, fs, c=np.arange(shown.size), cmap="Blues", vmin=-3, edgecolors="k", linewidths=0.4, zorder=3)
+        ax.scatter(
+            shown,
+            fs,
+            c=np.arange(shown.size),
+            cmap="Blues",
+            vmin=-3,
+            edgecolors="k",
+            linewidths=0.4,
+            zorder=3,
+        )
         left = "" if inside.all() else f"; {int((~inside).sum())} iterates off the plot"
         ax.set_title(f"lr = {lr:g}{left}", fontsize=9)
         ax.set_xlim(bounds[0], bounds[1])

@@ -201,8 +201,9 @@ def _points(values: Any, n: int) -> Array:
     return jnp.asarray(np.asarray(values, dtype=np.float64).reshape(-1, n))
 
 
-def _make(name: str, fn: Callable[[Array], Array], x0: Any, minimizers: Any,
-          minimum: float) -> TestFunction:
+def _make(
+    name: str, fn: Callable[[Array], Array], x0: Any, minimizers: Any, minimum: float
+) -> TestFunction:
     x0_np = np.asarray(x0, dtype=np.float64).reshape(-1)
     n = x0_np.shape[0]
     return TestFunction(name, fn, jnp.asarray(x0_np), _points(minimizers, n), float(minimum))
@@ -312,11 +313,7 @@ def beale() -> TestFunction:
     def fn(p: Array) -> Array:
         p = _as_point(p, 2, "beale")
         x, y = p[0], p[1]
-        return (
-            (1.5 - x + x * y) ** 2
-            + (2.25 - x + x * y**2) ** 2
-            + (2.625 - x + x * y**3) ** 2
-        )
+        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
     return _make("beale", fn, [1.0, 1.0], [[3.0, 0.5]], 0.0)
 
@@ -640,12 +637,14 @@ def xor(hidden: int = 8) -> DataProblem:
     y = np.array([0, 1, 1, 0])
     train = _data(x, y)
 
-    init_params = _initializer({
-        "w1": _Normal((2, hidden), 1.0),
-        "b1": _Normal((hidden,)),
-        "w2": _Normal((hidden,), 1.0),
-        "b2": _Normal(()),
-    })
+    init_params = _initializer(
+        {
+            "w1": _Normal((2, hidden), 1.0),
+            "b1": _Normal((hidden,)),
+            "w2": _Normal((hidden,), 1.0),
+            "b2": _Normal(()),
+        }
+    )
 
     def logit(params: Params, x: Array) -> Array:
         h = jax.nn.sigmoid(x @ params["w1"] + params["b1"])
@@ -687,7 +686,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     """All 1797 digits: features ``(1797, 64)`` float32 in [0, 1] (pixel / 16), labels int32."""
     sklearn = _require_sklearn("digits")
     bunch = sklearn.datasets.load_digits()
-    x = (np.asarray(bunch.data, dtype=np.float32) / np.float32(16.0))
+    x = np.asarray(bunch.data, dtype=np.float32) / np.float32(16.0)
     y = np.asarray(bunch.target, dtype=np.int32)
     x.setflags(write=False)
     y.setflags(write=False)
@@ -796,8 +795,14 @@ def logistic_regression(digits: tuple[int, int] = (0, 1), seed: int = 0) -> Data
         return _accuracy(predict(params, data["x"]), data["y"])
 
     return DataProblem(
-        "logistic_regression", init_params, loss, _data(x_tr, y_tr), _data(x_te, y_te),
-        predict, metric, "accuracy",
+        "logistic_regression",
+        init_params,
+        loss,
+        _data(x_tr, y_tr),
+        _data(x_te, y_te),
+        predict,
+        metric,
+        "accuracy",
     )
 
 
@@ -821,12 +826,14 @@ def digits_mlp(hidden: int = 64, seed: int = 0) -> DataProblem:
     seed = _check_seed(seed)
     x_tr, x_te, y_tr, y_te = _digits_split(None, seed, "digits_mlp")
 
-    init_params = _initializer({
-        "w1": _Normal((64, hidden), math.sqrt(2.0 / 64)),
-        "b1": _Normal((hidden,)),
-        "w2": _Normal((hidden, 10), math.sqrt(2.0 / hidden)),
-        "b2": _Normal((10,)),
-    })
+    init_params = _initializer(
+        {
+            "w1": _Normal((64, hidden), math.sqrt(2.0 / 64)),
+            "b1": _Normal((hidden,)),
+            "w2": _Normal((hidden, 10), math.sqrt(2.0 / hidden)),
+            "b2": _Normal((10,)),
+        }
+    )
 
     def logits(params: Params, x: Array) -> Array:
         if x.shape[-1:] != (64,):
@@ -862,7 +869,10 @@ def _conv2d_valid(x: Array, w: Array) -> Array:
     matmul form is fast in both places and gives the same numbers to float32 rounding.
     """
     return jax.lax.conv_general_dilated(
-        x, w, window_strides=(1, 1), padding="VALID",
+        x,
+        w,
+        window_strides=(1, 1),
+        padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
 
@@ -904,11 +914,13 @@ def digits_cnn(seed: int = 0) -> DataProblem:
     train = _data(x_tr.reshape(-1, 8, 8, 1), y_tr)
     test = _data(x_te.reshape(-1, 8, 8, 1), y_te)
 
-    init_params = _initializer({
-        "conv1": {"w": _Normal((3, 3, 1, 16), math.sqrt(2.0 / 9)), "b": _Normal((16,))},
-        "conv2": {"w": _Normal((3, 3, 16, 32), math.sqrt(2.0 / 144)), "b": _Normal((32,))},
-        "dense": {"w": _Normal((512, 10), math.sqrt(2.0 / 512)), "b": _Normal((10,))},
-    })
+    init_params = _initializer(
+        {
+            "conv1": {"w": _Normal((3, 3, 1, 16), math.sqrt(2.0 / 9)), "b": _Normal((16,))},
+            "conv2": {"w": _Normal((3, 3, 16, 32), math.sqrt(2.0 / 144)), "b": _Normal((32,))},
+            "dense": {"w": _Normal((512, 10), math.sqrt(2.0 / 512)), "b": _Normal((10,))},
+        }
+    )
 
     def conv_relu(x: Array, layer: Params) -> Array:
         return jax.nn.relu(_conv2d_valid(x, layer["w"].astype(x.dtype)) + layer["b"])

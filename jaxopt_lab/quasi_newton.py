@@ -30,7 +30,15 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind, check_params, check_same_structure
+from jaxopt_lab.base import (
+    HParams,
+    Optimizer,
+    Params,
+    Static,
+    bind,
+    check_params,
+    check_same_structure,
+)
 from jaxopt_lab.linesearch import (
     Evaluated,
     _check_positive_int,
@@ -73,8 +81,17 @@ def _init(h: HParams, params: Params) -> QuasiNewtonState:
     return QuasiNewtonState(h.method.init(x), nan, evaluated, jnp.asarray(True))
 
 
-def _update(h: HParams, updates, state: QuasiNewtonState, params=None, *, value=None, grad=None,
-            value_fn=None, **extra):
+def _update(
+    h: HParams,
+    updates,
+    state: QuasiNewtonState,
+    params=None,
+    *,
+    value=None,
+    grad=None,
+    value_fn=None,
+    **extra,
+):
     """One iteration of any method here; ``h.method`` supplies the direction and the
     memory update."""
     del extra
@@ -172,7 +189,11 @@ class _BFGS(NamedTuple):
         # that it costs two matrix-vector products and rank-one updates, O(n^2).
         hy = jnp.sum(inv_hessian * y[None, :], axis=1)
         yhy = _dot(y, hy)
-        new = inv_hessian - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * yhy + rho) * jnp.outer(s, s)
+        new = (
+            inv_hessian
+            - rho * (jnp.outer(s, hy) + jnp.outer(hy, s))
+            + (rho * rho * yhy + rho) * jnp.outer(s, s)
+        )
         return jnp.where(ok, new, inv_hessian)
 
 
@@ -239,11 +260,15 @@ class _LBFGS(NamedTuple):
         del g, g_new, d
         rho, ok = _safe_rho(s, y)
         i = mem.count % self.memory_size
-        new = _LBFGSMemory(mem.s.at[i].set(s), mem.y.at[i].set(y), mem.rho.at[i].set(rho), mem.count + 1)
+        new = _LBFGSMemory(
+            mem.s.at[i].set(s), mem.y.at[i].set(y), mem.rho.at[i].set(rho), mem.count + 1
+        )
         return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, mem)
 
 
-def lbfgs(memory_size: int = 10, c1: float = 1e-4, c2: float = 0.9, max_linesearch_steps: int = 30) -> Optimizer:
+def lbfgs(
+    memory_size: int = 10, c1: float = 1e-4, c2: float = 0.9, max_linesearch_steps: int = 30
+) -> Optimizer:
     r"""Limited-memory BFGS: :math:`d_k = -H_k g_k` where :math:`H_k` is BFGS's update
     applied to :math:`H_0 = \gamma_k I`, :math:`\gamma_k = s_{k-1}^\top y_{k-1} /
     y_{k-1}^\top y_{k-1}`, with only the last ``memory_size`` pairs, computed by the

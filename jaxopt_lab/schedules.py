@@ -17,7 +17,14 @@ from typing import Any, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab.base import HyperFunction, Static, bind, check_hyperparameter, complement, is_concrete
+from jaxopt_lab.base import (
+    HyperFunction,
+    Static,
+    bind,
+    check_hyperparameter,
+    complement,
+    is_concrete,
+)
 
 
 def _check_steps(name: str, value: Any, *, positive: bool = False) -> int:

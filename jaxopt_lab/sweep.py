@@ -75,8 +75,8 @@ from jaxopt_lab.base import Params, check_params, check_scalar_fn
 from jaxopt_lab.loops import (
     _check_callable,
     _check_count,
-    _check_optimizer,
     _check_key,
+    _check_optimizer,
     _update,
     _value_and_grad,
     data_size,
@@ -220,7 +220,10 @@ class SweepResult:
         if seeds:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                final, best = np.nanmean(final, -1), np.nanmin(np.where(np.isnan(best), np.inf, best), -1)
+                final, best = (
+                    np.nanmean(final, -1),
+                    np.nanmin(np.where(np.isnan(best), np.inf, best), -1),
+                )
             n_seeds = div.shape[-1]
             at = np.where(div, at, np.iinfo(np.int64).max).min(-1)
             div = div.sum(-1)
@@ -353,7 +356,9 @@ def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray]
         raise ValueError(f"{path} holds {meta.get('format')!r}, not {kind!r}.")
     for k, digest in meta.get("checksums", {}).items():
         if k not in arrays or _digest(arrays[k]) != digest:
-            raise ValueError(f"{path} is corrupt: array {k!r} is missing or does not match its checksum.")
+            raise ValueError(
+                f"{path} is corrupt: array {k!r} is missing or does not match its checksum."
+            )
     return arrays, meta
 
 
@@ -386,13 +391,17 @@ def _check_learning_rates(learning_rates: Any) -> np.ndarray:
     return lrs
 
 
-def _check_hyperparams(make_optimizer: Callable, hyperparams: Any, combine: str, k: int) -> dict[str, np.ndarray]:
+def _check_hyperparams(
+    make_optimizer: Callable, hyperparams: Any, combine: str, k: int
+) -> dict[str, np.ndarray]:
     if combine not in ("grid", "zip"):
         raise ValueError(f"`combine` must be 'grid' or 'zip', got {combine!r}.")
     if hyperparams is None:
         return {}
     if not isinstance(hyperparams, Mapping):
-        raise TypeError(f"`hyperparams` must be a dict name -> 1-D array, got {type(hyperparams).__name__}.")
+        raise TypeError(
+            f"`hyperparams` must be a dict name -> 1-D array, got {type(hyperparams).__name__}."
+        )
     out = {}
     for name, values in hyperparams.items():
         if not isinstance(name, str) or not name.isidentifier():
@@ -402,9 +411,13 @@ def _check_hyperparams(make_optimizer: Callable, hyperparams: Any, combine: str,
         try:
             v = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"`hyperparams[{name!r}]` must be a 1-D array of numbers, got {values!r}.") from None
+            raise TypeError(
+                f"`hyperparams[{name!r}]` must be a 1-D array of numbers, got {values!r}."
+            ) from None
         if v.ndim != 1 or v.size == 0:
-            raise ValueError(f"`hyperparams[{name!r}]` must be a non-empty 1-D array, got shape {v.shape}.")
+            raise ValueError(
+                f"`hyperparams[{name!r}]` must be a non-empty 1-D array, got shape {v.shape}."
+            )
         if not np.isfinite(v).all():
             raise ValueError(f"`hyperparams[{name!r}]` must be finite, got {v.tolist()}.")
         if combine == "zip" and v.size != k:
@@ -441,7 +454,9 @@ def _check_seeds(seeds: Any) -> np.ndarray | None:
         return np.arange(_check_count("seeds", seeds))
     s = np.asarray(seeds)
     if s.ndim != 1 or s.size == 0 or not np.issubdtype(s.dtype, np.integer):
-        raise ValueError(f"`seeds` must be a count or a non-empty 1-D sequence of ints, got {seeds!r}.")
+        raise ValueError(
+            f"`seeds` must be a count or a non-empty 1-D sequence of ints, got {seeds!r}."
+        )
     if len(set(s.tolist())) != s.size:
         raise ValueError(f"`seeds` must not repeat, got {s.tolist()}.")
     return s.astype(np.int64)
@@ -475,7 +490,9 @@ class _Members(NamedTuple):
     seed_index: np.ndarray  # (M,) index into the seed axis (0 without seeds)
 
 
-def _members(lrs: np.ndarray, hps: dict[str, np.ndarray], combine: str, seeds: np.ndarray | None) -> _Members:
+def _members(
+    lrs: np.ndarray, hps: dict[str, np.ndarray], combine: str, seeds: np.ndarray | None
+) -> _Members:
     axes = {"learning_rate": lrs}
     if combine == "grid":
         axes.update(hps)
@@ -492,6 +509,7 @@ def _members(lrs: np.ndarray, hps: dict[str, np.ndarray], combine: str, seeds: n
 # --------------------------------------------------------------------------------------
 # Choosing the vmap width
 # --------------------------------------------------------------------------------------
+
 
 class _Probe(NamedTuple):
     flops: float | None  # XLA's estimate for one member's loss and gradient
@@ -626,7 +644,11 @@ def _run_group(spec: _Spec, members, seed_params, order, data, threshold):
     """
 
     def member(lr, hp, seed, param_index):
-        p0 = jax.tree.map(lambda x: x[param_index], seed_params) if spec.per_seed_params else seed_params
+        p0 = (
+            jax.tree.map(lambda x: x[param_index], seed_params)
+            if spec.per_seed_params
+            else seed_params
+        )
         opt = spec.make_optimizer(lr, **hp)
         step = functools.partial(_member_step, spec, opt, seed, order, data, threshold)
 
@@ -679,14 +701,19 @@ def _shard_map(fn, mesh, in_specs, out_specs):
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def _run_chunk(lrs, hps, seed_index, param_index, seed_params, order, data, threshold, *, spec: _Spec):
+def _run_chunk(
+    lrs, hps, seed_index, param_index, seed_params, order, data, threshold, *, spec: _Spec
+):
     """One chunk of members, the sweep's one compiled program."""
     local = functools.partial(_run_local, spec)
     if spec.mesh is None:
         return local(lrs, hps, seed_index, param_index, seed_params, order, data, threshold)
     split, whole = PartitionSpec(_AXIS), PartitionSpec()
     sharded = _shard_map(
-        local, spec.mesh, in_specs=(split, split, split, split, whole, whole, whole, whole), out_specs=split
+        local,
+        spec.mesh,
+        in_specs=(split, split, split, split, whole, whole, whole, whole),
+        out_specs=split,
     )
     return sharded(lrs, hps, seed_index, param_index, seed_params, order, data, threshold)
 
@@ -776,7 +803,9 @@ def _check_checkpoint_dir(folder: str, fingerprint: dict[str, Any]) -> None:
         with open(config_path) as f:
             saved = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"`checkpoint_dir`: {config_path} is unreadable ({e}); remove it to start over.") from e
+        raise ValueError(
+            f"`checkpoint_dir`: {config_path} is unreadable ({e}); remove it to start over."
+        ) from e
     differ = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
     if differ:
         raise ValueError(
@@ -804,7 +833,9 @@ def _progress_bar(enabled: bool | None, total: int, desc: str):
         from tqdm.auto import tqdm
     except ImportError:  # installed with --no-deps on a machine without tqdm: run quietly
         return None
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, dynamic_ncols=True, leave=False)
+    return tqdm(
+        total=total, desc=desc, unit="step", unit_scale=True, dynamic_ncols=True, leave=False
+    )
 
 
 def sweep(
@@ -897,11 +928,15 @@ def sweep(
         batch_size = _check_count("batch_size", batch_size)
         n = data_size(data)
         if batch_size > n:
-            raise ValueError(f"`batch_size` must be <= the number of examples ({n}), got {batch_size}.")
+            raise ValueError(
+                f"`batch_size` must be <= the number of examples ({n}), got {batch_size}."
+            )
         steps = epochs * (n // batch_size)
     else:
         if batch_size is not None or epochs is not None:
-            raise ValueError("`batch_size` and `epochs` need `data`; in full-batch mode give `steps`.")
+            raise ValueError(
+                "`batch_size` and `epochs` need `data`; in full-batch mode give `steps`."
+            )
         if steps is None:
             raise ValueError("Give `steps` (full batch) or `data`, `batch_size` and `epochs`.")
         steps = _check_count("steps", steps)
@@ -968,9 +1003,15 @@ def sweep(
     param_index = members.seed_index if init_fn is not None else np.zeros_like(members.seed_index)
 
     # Placed once for all chunks; arrays already where they belong are not touched.
-    place = NamedSharding(mesh, PartitionSpec()) if mesh is not None else jax.sharding.SingleDeviceSharding(devices[0])
+    place = (
+        NamedSharding(mesh, PartitionSpec())
+        if mesh is not None
+        else jax.sharding.SingleDeviceSharding(devices[0])
+    )
     seed_params, order, data = jax.tree.map(
-        lambda x: x if isinstance(x, jax.Array) and x.sharding == place else jax.device_put(x, place),
+        lambda x: (
+            x if isinstance(x, jax.Array) and x.sharding == place else jax.device_put(x, place)
+        ),
         (seed_params, order, data),
     )
     threshold_arr = _placed_scalar(threshold, np.dtype(probe.loss_dtype), place)
@@ -994,7 +1035,9 @@ def sweep(
         "hyperparams": {k: v.tolist() for k, v in hps.items()},
         "combine": combine,
         "seeds": None if seeds_arr is None else seeds_arr.tolist(),
-        "key": np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key).tolist(),
+        "key": np.asarray(
+            jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        ).tolist(),
         "mode": "minibatch" if minibatch else "full_batch",
         "steps": steps,
         "epochs": epochs,
@@ -1047,7 +1090,9 @@ def sweep(
                 _progress_bars.append(bar)
             try:
                 consts = (seed_params, order, data, threshold_arr)
-                out = jax.tree.map(np.asarray, _run_chunk(*args, *consts, spec=spec._replace(checked=False)))
+                out = jax.tree.map(
+                    np.asarray, _run_chunk(*args, *consts, spec=spec._replace(checked=False))
+                )
                 if not _clean(out, threshold):
                     out = jax.tree.map(np.asarray, _run_chunk(*args, *consts, spec=spec))
                     rerun += 1
@@ -1078,11 +1123,20 @@ def sweep(
     if dead.any():
         after = np.arange(steps) > np.where(dead, dead_at, steps)[..., None]
         losses, norms = np.where(after, np.nan, losses), np.where(after, np.nan, norms)
-    hyper = {"learning_rate": members.lrs.reshape(shape), **{k: v.reshape(shape) for k, v in members.hps.items()}}
+    hyper = {
+        "learning_rate": members.lrs.reshape(shape),
+        **{k: v.reshape(shape) for k, v in members.hps.items()},
+    }
     if seeds_arr is not None:
         hyper["seed"] = seeds_arr[members.seed_index].reshape(shape)
     config.update(
-        {"chunks": n_chunks, "chunks_resumed": resumed, "chunks_rerun_checked": rerun, "platform": platform, "wall_s": time.perf_counter() - t_start}
+        {
+            "chunks": n_chunks,
+            "chunks_resumed": resumed,
+            "chunks_rerun_checked": rerun,
+            "platform": platform,
+            "wall_s": time.perf_counter() - t_start,
+        }
     )
     return SweepResult(
         axes=members.axes,
@@ -1110,7 +1164,11 @@ def _clean(out, threshold: float) -> bool:
         top = x.max()
         return bool(np.isfinite(x.min()) and np.isfinite(top) and top <= hi)
 
-    return bounded(losses, threshold) and bounded(norms) and all(bounded(x) for x in jax.tree.leaves(params))
+    return (
+        bounded(losses, threshold)
+        and bounded(norms)
+        and all(bounded(x) for x in jax.tree.leaves(params))
+    )
 
 
 def _pack_chunk(out) -> dict[str, np.ndarray]:
@@ -1123,7 +1181,12 @@ def _pack_chunk(out) -> dict[str, np.ndarray]:
 def _unpack_chunk(arrays: dict[str, np.ndarray], params_like: Any):
     treedef = jax.tree.structure(params_like)
     leaves = [arrays[f"params/{i}"] for i in range(treedef.num_leaves)]
-    return jax.tree.unflatten(treedef, leaves), arrays["losses"], arrays["grad_norms"], arrays["diverged_at"]
+    return (
+        jax.tree.unflatten(treedef, leaves),
+        arrays["losses"],
+        arrays["grad_norms"],
+        arrays["diverged_at"],
+    )
 
 
 __all__ = ["GridEdgeWarning", "SweepResult", "auto_vmap_width", "sweep"]

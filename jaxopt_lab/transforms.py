@@ -22,13 +22,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_lab.base import (
-    accepts_extra_args,
     EmptyState,
     Optimizer,
     Params,
     ScalarOrSchedule,
     Static,
     Updates,
+    accepts_extra_args,
     bind,
     canonical_dtype,
     check_flag,
@@ -42,7 +42,6 @@ from jaxopt_lab.base import (
     tree_full_like,
     tree_map,
     tree_zeros_like,
-
 )
 
 NO_PARAMS_MSG = "This transform needs `params`: call `update(grads, state, params)`."
@@ -216,9 +215,7 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Optim
     (and :math:`u_t = 0` where :math:`s_t = 0`)."""
     check_hyperparameter("initial_accumulator_value", initial_accumulator_value)
     check_hyperparameter("eps", eps)
-    return Optimizer(
-        bind(_rss_init, initial=initial_accumulator_value), bind(_rss_update, eps=eps)
-    )
+    return Optimizer(bind(_rss_init, initial=initial_accumulator_value), bind(_rss_update, eps=eps))
 
 
 def _rss_init(h, params):
@@ -529,7 +526,12 @@ class ScaleByBeliefState(NamedTuple):
 
 
 def scale_by_belief(
-    b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-16, eps_root: Any = 1e-16, *, nesterov: bool = False
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-16,
+    eps_root: Any = 1e-16,
+    *,
+    nesterov: bool = False,
 ) -> Optimizer:
     r"""AdaBelief (Zhuang et al., 2020, arXiv:2010.07468): the second moment tracks the
     gradient's deviation from its prediction,
@@ -551,7 +553,9 @@ def scale_by_belief(
 
 def _belief_init(h, params):
     del h
-    return ScaleByBeliefState(count=_count(), mu=tree_zeros_like(params), nu=tree_zeros_like(params))
+    return ScaleByBeliefState(
+        count=_count(), mu=tree_zeros_like(params), nu=tree_zeros_like(params)
+    )
 
 
 def _belief_update(h, updates, state, params=None, **extra_args):
@@ -710,7 +714,8 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> Optimizer:
     _check_probability("rho", rho)
     check_hyperparameter("eps", eps)
     return Optimizer(
-        bind(_adadelta_init), bind(_adadelta_update, rho=rho, one_minus_rho=complement(rho), eps=eps)
+        bind(_adadelta_init),
+        bind(_adadelta_update, rho=rho, one_minus_rho=complement(rho), eps=eps),
     )
 
 

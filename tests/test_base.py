@@ -7,8 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import jaxopt_lab as jol
 from conftest import (
     assert_trees_close,
     build,
@@ -18,6 +16,8 @@ from conftest import (
     run_optax,
     train,
 )
+
+import jaxopt_lab as jol
 
 STEPS = 20
 

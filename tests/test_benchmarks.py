@@ -67,7 +67,9 @@ def test_update_throughput_times_every_library_with_spread_and_compile_apart(qui
     assert {r["dtype"] for r in result["results"]} == {"float32", "bfloat16"}
     assert {r["leaves"] for r in result["results"]} == {1, 200}
     for r in result["results"]:
-        assert r["max_abs_diff_params_after_one_step"] < 1e-2  # ours and optax computed the same step
+        assert (
+            r["max_abs_diff_params_after_one_step"] < 1e-2
+        )  # ours and optax computed the same step
         for lib in ("jaxopt_lab", "optax"):
             info = r["libraries"][lib]
             assert info["donation_ok"]

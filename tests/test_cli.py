@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_real_png
 
 import jaxopt_lab as jol
-from conftest import assert_real_png
 
 _SCRIPT = Path(sys.executable).parent / "jaxopt-lab"  # the installed console script
 
@@ -42,7 +42,9 @@ def test_default_sweep_is_the_readme_main_job(tmp_path):
     assert len(rows) == 32
     lrs = np.array([float(r[0]) for r in rows])
     np.testing.assert_allclose(lrs, np.geomspace(1e-4, 1.0, 32), rtol=1e-3)
-    best_line = next(line for line in proc.stdout.splitlines() if line.startswith("best learning rate"))
+    best_line = next(
+        line for line in proc.stdout.splitlines() if line.startswith("best learning rate")
+    )
     best_lr = float(best_line.split()[3])
     out = tmp_path / "jaxopt-lab-out" / "sweep"
     saved = jol.SweepResult.load(out / "sweep.npz")
@@ -63,7 +65,9 @@ def test_sweep_with_options_then_resume(tmp_path):
     assert first.returncode == 0, first.stderr
     rows = table_rows(first.stdout, "lr")
     assert len(rows) == 6 and all(r[2].endswith("/2") for r in rows)  # diverged: count over 2 seeds
-    assert rows[-1][2] == "2/2" and rows[0][2] == "0/2"  # plain SGD at lr 1000 diverges for both seeds
+    assert (
+        rows[-1][2] == "2/2" and rows[0][2] == "0/2"
+    )  # plain SGD at lr 1000 diverges for both seeds
     result = jol.SweepResult.load(tmp_path / "run" / "sweep.npz")
     assert result.shape == (6, 2) and result.diverged[-1].all() and not result.diverged[0].any()
     # an interrupted run: one of the finished chunks is lost; --resume recomputes only it
@@ -76,7 +80,9 @@ def test_sweep_with_options_then_resume(tmp_path):
     np.testing.assert_array_equal(resumed.losses, result.losses)
     np.testing.assert_array_equal(resumed.diverged, result.diverged)
     # resuming with another grid is refused with the differing field named
-    other = run_cli("sweep", *options[:-2], "--out", "run", "--num-lrs", "5", "--resume", cwd=tmp_path)
+    other = run_cli(
+        "sweep", *options[:-2], "--out", "run", "--num-lrs", "5", "--resume", cwd=tmp_path
+    )
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert "learning" in other.stderr.lower() and len(other.stderr.strip().splitlines()) == 1
 
@@ -146,7 +152,9 @@ def test_bench_runs_a_quick_benchmark_and_prints_its_tables(tmp_path):
     proc = run_cli("bench", "--only", "loop_overhead", "--out", str(tmp_path / "res"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "# benchmark: loop_overhead (quick)" in proc.stdout and "|---" in proc.stdout
-    assert (tmp_path / "res" / "loop_overhead_cpu_quick.json").exists() or list((tmp_path / "res").glob("*.json"))
+    assert (tmp_path / "res" / "loop_overhead_cpu_quick.json").exists() or list(
+        (tmp_path / "res").glob("*.json")
+    )
     shutil.rmtree(tmp_path / "res")
 
 

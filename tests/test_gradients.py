@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import enable_x64 as x64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxopt_lab as jol
-from conftest import enable_x64 as x64
 
 
 def nested_loss(p):
@@ -84,7 +84,11 @@ def test_mixed_dtypes_and_empty_leaves_keep_their_structure():
     [
         (lambda: jol.check_grad(lambda x: x, jnp.zeros(2)), ValueError, "scalar"),
         (lambda: jol.numerical_grad(lambda x: x * 2, jnp.zeros(2)), ValueError, "scalar"),
-        (lambda: jol.numerical_grad(lambda x: jnp.sum(x), jnp.zeros(2), eps=0.0), ValueError, "eps"),
+        (
+            lambda: jol.numerical_grad(lambda x: jnp.sum(x), jnp.zeros(2), eps=0.0),
+            ValueError,
+            "eps",
+        ),
         (lambda: jol.numerical_grad(lambda x: jnp.sum(x), jnp.arange(2)), TypeError, "params"),
         (lambda: jol.check_grad("f", jnp.zeros(2)), TypeError, "f"),
     ],

@@ -63,7 +63,9 @@ def test_zoom_goes_on_until_the_extra_condition_holds():
     x = jnp.asarray([1.0, 1.0])
     g = jax.grad(f)(x)
     plain = ls.zoom_search(jax.value_and_grad(f), x, -g, f(x), g, 1e-3)
-    extra = ls.zoom_search(jax.value_and_grad(f), x, -g, f(x), g, 1e-3, extra_condition=lambda gn: gn[1] < 0)
+    extra = ls.zoom_search(
+        jax.value_and_grad(f), x, -g, f(x), g, 1e-3, extra_condition=lambda gn: gn[1] < 0
+    )
     assert bool(plain.ok) and bool(extra.ok)
     assert float(plain.grad[1]) > 0 > float(extra.grad[1])
     assert int(extra.num_evals) > int(plain.num_evals)
@@ -77,7 +79,9 @@ def test_armijo_backtracks_to_sufficient_decrease():
     a = float(res.step)
     assert bool(res.ok) and a < 1.0
     assert float(f(x - a * g)) <= float(f(x)) - 1e-4 * a * float(jnp.vdot(g, g))
-    assert float(f(x - 2 * a * g)) > float(f(x)) - 1e-4 * 2 * a * float(jnp.vdot(g, g))  # the first that passes
+    assert float(f(x - 2 * a * g)) > float(f(x)) - 1e-4 * 2 * a * float(
+        jnp.vdot(g, g)
+    )  # the first that passes
     assert int(res.num_evals) == round(np.log2(1 / a)) + 1
 
 

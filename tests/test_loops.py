@@ -73,7 +73,9 @@ def mse(p, batch):
     [(100, 0.1, 2000, 1e-3), (1, 0.002, 100, 0.15), (10, 0.02, 500, 0.05)],
     ids=["batch-gd", "per-sample-sgd", "mini-batch"],
 )
-def test_linear_regression_recovers_intercept_and_slope(regression_data, batch_size, lr, epochs, tol):
+def test_linear_regression_recovers_intercept_and_slope(
+    regression_data, batch_size, lr, epochs, tol
+):
     data, ols = regression_data
     # The least-squares fit is within the noise of the truth (std. errors ~0.2 / 0.17).
     assert abs(ols[0] - 2.0) < 0.5 and abs(ols[1] - 3.0) < 0.5
@@ -127,7 +129,9 @@ def optax_scan(loss_fn, params, opt, steps):
         u, s = opt.update(g, s, p)
         return (optax.apply_updates(p, u), s), loss
 
-    (params, _), losses = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, steps))(params)
+    (params, _), losses = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, steps))(
+        params
+    )
     return params, losses
 
 
@@ -261,7 +265,9 @@ def test_trajectory_is_the_path_minimize_takes():
     assert path.shape == (51, 2)
     np.testing.assert_array_equal(path[0], x0)
     for steps in (1, 50):  # every prefix is minimize's run of that length, bit for bit
-        np.testing.assert_array_equal(path[steps], jol.minimize(f, x0, jol.adam(0.05), steps).params)
+        np.testing.assert_array_equal(
+            path[steps], jol.minimize(f, x0, jol.adam(0.05), steps).params
+        )
     tree = jol.trajectory(lambda p: jnp.sum(p["a"] ** 2) + p["b"] ** 2, {"a": jnp.ones(3), "b": jnp.asarray(2.0)},
                           jol.sgd(0.1), 5)  # fmt: skip
     assert tree["a"].shape == (6, 3) and tree["b"].shape == (6,)

@@ -8,8 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import jaxopt_lab as jol
 from conftest import (
     ALIASES,
     assert_trees_close,
@@ -24,6 +22,8 @@ from conftest import (
     state_signature,
     train,
 )
+
+import jaxopt_lab as jol
 
 
 def _signature(fn):

@@ -7,11 +7,11 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_real_png
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 import jaxopt_lab as jol
-from conftest import assert_real_png
 from jaxopt_lab import plots
 
 P = jol.problems
@@ -50,7 +50,10 @@ def test_loss_curves_of_a_sweep_are_its_best_members(tmp_path):
     assert ax.get_yscale() == "log" and len(ax.lines) == 3
     best = res.learning_rates[np.argsort(np.where(res.diverged, np.inf, res.final_losses))[:3]]
     assert [ln.get_label() for ln in ax.lines] == [f"lr={lr:.3g}" for lr in best]
-    np.testing.assert_array_equal(ax.lines[0].get_ydata(), res.losses[np.argmin(np.where(res.diverged, np.inf, res.final_losses))])
+    np.testing.assert_array_equal(
+        ax.lines[0].get_ydata(),
+        res.losses[np.argmin(np.where(res.diverged, np.inf, res.final_losses))],
+    )
 
 
 def test_loss_curves_smooth_over_a_window(tmp_path):
@@ -75,7 +78,12 @@ def test_contour_trajectories_draws_every_path_over_the_contours(tmp_path):
     x0, x1, y0, y1 = *ax.get_xlim(), *ax.get_ylim()
     for p in paths.values():  # the default box holds every path
         p = np.asarray(p)
-        assert x0 <= p[:, 0].min() and p[:, 0].max() <= x1 and y0 <= p[:, 1].min() and p[:, 1].max() <= y1
+        assert (
+            x0 <= p[:, 0].min()
+            and p[:, 0].max() <= x1
+            and y0 <= p[:, 1].min()
+            and p[:, 1].max() <= y1
+        )
 
 
 def test_learning_rate_effect_has_a_panel_per_learning_rate(tmp_path):
@@ -102,7 +110,12 @@ def test_figures_need_no_display():
 
 def test_a_diverged_path_is_left_out_and_the_rest_drawn(tmp_path):
     f = P.rosenbrock()
-    paths = {"diverged": np.full((5, 2), np.nan), "fine": np.asarray(jol.trajectory(f.fn, f.x0, jol.adam(0.02), 50))}
+    paths = {
+        "diverged": np.full((5, 2), np.nan),
+        "fine": np.asarray(jol.trajectory(f.fn, f.x0, jol.adam(0.02), 50)),
+    }
     fig = plots.contour_trajectories(f.fn, paths, path=tmp_path / "d.png")
-    assert [ln.get_label() for ln in fig.axes[0].lines if not ln.get_label().startswith("_")] == ["fine"]
+    assert [ln.get_label() for ln in fig.axes[0].lines if not ln.get_label().startswith("_")] == [
+        "fine"
+    ]
     assert_real_png(tmp_path / "d.png")

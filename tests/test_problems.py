@@ -104,9 +104,7 @@ def min_eigenvalue(hessians) -> np.ndarray:
 
 
 def tree_allclose(a, b, **kw) -> bool:
-    return all(
-        jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.allclose(x, y, **kw)), a, b))
-    )
+    return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.allclose(x, y, **kw)), a, b)))
 
 
 # --------------------------------------------------------------------------------------
@@ -116,8 +114,14 @@ def tree_allclose(a, b, **kw) -> bool:
 
 def test_registry_and_records():
     assert set(problems.TEST_FUNCTIONS) == {
-        "quadratic", "ill_conditioned_quadratic", "rosenbrock", "beale", "himmelblau",
-        "saddle", "sine_bowl", "quartic",
+        "quadratic",
+        "ill_conditioned_quadratic",
+        "rosenbrock",
+        "beale",
+        "himmelblau",
+        "saddle",
+        "sine_bowl",
+        "quartic",
     }
     for name in FUNCTION_NAMES:
         f = make_function(name)
@@ -226,8 +230,9 @@ def _grid_local_minima(fn, lo=-10.0, hi=10.0, num=200_001):
     return xs[1:-1][inner], vals[1:-1][inner], xs[1] - xs[0]
 
 
-@pytest.mark.parametrize("factory", [problems.sine_bowl, problems.quartic,
-                                     functools.partial(problems.sine_bowl, 10.0)])
+@pytest.mark.parametrize(
+    "factory", [problems.sine_bowl, problems.quartic, functools.partial(problems.sine_bowl, 10.0)]
+)
 def test_one_dimensional_minimizers_match_grid_search_and_scipy(factory):
     from scipy.optimize import minimize_scalar
 
@@ -244,9 +249,12 @@ def test_one_dimensional_minimizers_match_grid_search_and_scipy(factory):
         assert float(grid_v.min()) == pytest.approx(f.minimum, abs=1e-6)
         fn64 = jax.jit(f.fn)
         for m in np.asarray(f.minimizers)[:, 0]:
-            res = minimize_scalar(lambda t: float(fn64(jnp.array([t]))),
-                                  bounds=(m - 0.5, m + 0.5), method="bounded",
-                                  options={"xatol": 1e-10})
+            res = minimize_scalar(
+                lambda t: float(fn64(jnp.array([t]))),
+                bounds=(m - 0.5, m + 0.5),
+                method="bounded",
+                options={"xatol": 1e-10},
+            )
             assert res.x == pytest.approx(m, abs=1e-6)
 
 
@@ -517,7 +525,8 @@ def test_cnn_gradients_match_plain_lax_conv_and_support_forward_mode():
     def reference_loss(params, batch):
         def conv(x, layer):
             y = jax.lax.conv_general_dilated(
-                x, layer["w"], (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                x, layer["w"], (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
             return jax.nn.relu(y + layer["b"])
 
         h = conv(conv(batch["x"], params["conv1"]), params["conv2"])
@@ -555,12 +564,12 @@ def test_data_problems_in_float64():
     with x64(), jax.default_matmul_precision("highest"):  # no TF32 on a GPU
         params = to64(params32)
         value, value32 = jax.jit(lambda a, b: (mlp.loss(a, batch), mlp.loss(b, batch)))(
-            params, params32)
+            params, params32
+        )
         assert value.dtype == jnp.float64 and value32.dtype == jnp.float32
         assert abs(float(value) - float(value32)) < 1e-5
         # the CNN (custom-JVP convolutions included): traced, not compiled, to stay fast
-        value, grads = jax.eval_shape(jax.value_and_grad(cnn.loss), to64(cnn_params32),
-                                      cnn_batch)
+        value, grads = jax.eval_shape(jax.value_and_grad(cnn.loss), to64(cnn_params32), cnn_batch)
         assert value.dtype == jnp.float64
         assert all(g.dtype == jnp.float64 for g in jax.tree.leaves(grads))
         lr = problems.linear_regression()
@@ -592,7 +601,8 @@ def train(p, opt, steps, key, data, batch_size=None):
 
         params0 = params
         (params, _), losses = jax.lax.scan(
-            step, (params0, opt.init(params0)), jax.random.split(key, steps))
+            step, (params0, opt.init(params0)), jax.random.split(key, steps)
+        )
         return params, losses
 
     k_init, k_data = jax.random.split(key)
@@ -653,7 +663,8 @@ def test_train_linear_regression_reaches_least_squares():
     p = make_problem("linear_regression")
     params, _ = train(p, jol.adam(5e-2), 1000, jax.random.key(0), p.train)
     x = np.asarray(p.train["x"], np.float64)[:, 0]
-    (b, w), *_ = np.linalg.lstsq(np.stack([np.ones_like(x), x], 1),
-                                 np.asarray(p.train["y"], np.float64), rcond=None)
+    (b, w), *_ = np.linalg.lstsq(
+        np.stack([np.ones_like(x), x], 1), np.asarray(p.train["y"], np.float64), rcond=None
+    )
     assert float(params["b"]) == pytest.approx(b, abs=1e-2)
     assert float(params["w"][0]) == pytest.approx(w, abs=1e-2)

@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from conftest import ALIASES, assert_trees_close, build, enable_x64, state_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxopt_lab as jol
-from conftest import ALIASES, assert_trees_close, build, enable_x64, state_signature
 
 # One template per contract name; {lr}, {b}, {b2}, {eps}, {wd}, {flag} are drawn below.
 TEMPLATES = {
@@ -57,9 +57,11 @@ class Shape(tuple):
 LEAF = st.sampled_from([(), (0,), (1,), (3,), (2, 3), (0, 2), (4, 1, 2)]).map(Shape)
 SKELETON = st.recursive(
     LEAF,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3)
-    | st.tuples(inner, inner),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3)
+        | st.tuples(inner, inner)
+    ),
     max_leaves=6,
 ).filter(lambda t: len(jax.tree.leaves(t, is_leaf=lambda x: isinstance(x, Shape))) > 0)
 
@@ -105,7 +107,9 @@ def test_matches_optax_on_random_trees_and_hyperparameters(name, hp, skeleton, d
         params = _materialize(skeleton, rng, dtype)
         grads = [_materialize(skeleton, rng, dtype) for _ in range(3)]
         ours, our_state, our_sigs = _run(build(expr, jol), params, grads, jol.apply_updates)
-        theirs, their_state, their_sigs = _run(build(expr, optax), params, grads, optax.apply_updates)
+        theirs, their_state, their_sigs = _run(
+            build(expr, optax), params, grads, optax.apply_updates
+        )
         assert_trees_close(ours, theirs, TOLERANCE[dtype])
         # the state never changes its leaves' shapes or dtypes, and has optax's
         assert all(sig == our_sigs[0] for sig in our_sigs)
@@ -114,7 +118,12 @@ def test_matches_optax_on_random_trees_and_hyperparameters(name, hp, skeleton, d
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(sorted(TEMPLATES)), hp=HYPERPARAMETERS, skeleton=SKELETON, seed=st.integers(0, 2**16))
+@given(
+    name=st.sampled_from(sorted(TEMPLATES)),
+    hp=HYPERPARAMETERS,
+    skeleton=SKELETON,
+    seed=st.integers(0, 2**16),
+)
 def test_state_is_the_same_under_jit(name, hp, skeleton, seed):
     expr = TEMPLATES[name].format(**{k: repr(v) for k, v in hp.items()})
     rng = np.random.default_rng(seed)

@@ -10,9 +10,9 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
+from conftest import enable_x64
 
 import jaxopt_lab as jol
-from conftest import enable_x64
 
 P = jol.problems
 _norm = getattr(optax.tree_utils, "tree_norm", None) or optax.tree_utils.tree_l2_norm
@@ -121,14 +121,18 @@ def test_median_over_perturbed_starts_within_the_goal(method, problem):
         starts = x0 + 0.3 * np.random.default_rng(0).standard_normal((8, x0.size))
         solve = _scipy_solver(f, method)
         refs = [solve(s) for s in starts]
-        ours = jax.jit(jax.vmap(lambda s: jol.minimize(f, s, make(), 5000, tol=TOL)))(jnp.asarray(starts))
+        ours = jax.jit(jax.vmap(lambda s: jol.minimize(f, s, make(), 5000, tol=TOL)))(
+            jnp.asarray(starts)
+        )
         assert bool(ours.converged.all())
         steps = np.asarray(ours.num_steps) / [r.nit for r in refs]
         evals = np.asarray(ours.num_fun_evals) / [r.nfev for r in refs]
         assert np.median(steps) <= 1.25 and np.median(evals) <= 1.5, (steps, evals)
 
 
-@pytest.mark.parametrize("problem", ["rosenbrock2", "rosenbrock10", "beale", "quadratic1e4", "logreg"])
+@pytest.mark.parametrize(
+    "problem", ["rosenbrock2", "rosenbrock10", "beale", "quadratic1e4", "logreg"]
+)
 def test_same_minimizer_as_optax_lbfgs(problem):
     with enable_x64():
         f, x0 = _problem(problem)
@@ -201,7 +205,9 @@ def test_works_on_a_nested_pytree_in_float32(make):
     np.testing.assert_allclose(res.params["b"]["c"], -2.0, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["fletcher-reeves", "polak-ribiere", "hestenes-stiefel", "dai-yuan"])
+@pytest.mark.parametrize(
+    "method", ["fletcher-reeves", "polak-ribiere", "hestenes-stiefel", "dai-yuan"]
+)
 def test_every_conjugate_gradient_formula_solves_a_quadratic(method):
     with enable_x64():
         f = P.ill_conditioned_quadratic(6, 100.0).fn

@@ -58,7 +58,9 @@ _DIGESTS = textwrap.dedent(
 def _digests(devices: int) -> dict:
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", _DIGESTS], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DIGESTS], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -102,13 +104,19 @@ def test_nan_at_step_37_in_one_of_64_members_freezes_that_member_alone():
     lrs = np.geomspace(1e-3, 1e-1, 64)
     flags = np.zeros(64)
     flags[21] = 1.0
-    clean = jol.sweep(make, ROSEN.fn, ROSEN.x0, lrs, 100, hyperparams={"poison_flag": np.zeros(64)}, combine="zip")
-    hit = jol.sweep(make, ROSEN.fn, ROSEN.x0, lrs, 100, hyperparams={"poison_flag": flags}, combine="zip")
+    clean = jol.sweep(
+        make, ROSEN.fn, ROSEN.x0, lrs, 100, hyperparams={"poison_flag": np.zeros(64)}, combine="zip"
+    )
+    hit = jol.sweep(
+        make, ROSEN.fn, ROSEN.x0, lrs, 100, hyperparams={"poison_flag": flags}, combine="zip"
+    )
     assert hit.diverged.tolist() == [i == 21 for i in range(64)]
     assert int(hit.diverged_at[21]) == 37  # the step whose update turned non-finite
     assert np.isnan(hit.losses[21, 38:]).all() and np.isfinite(hit.losses[21, :38]).all()
     # frozen at its last finite params: those after updates 0..36, as minimize gives them
-    np.testing.assert_array_equal(hit.params[21], jol.minimize(ROSEN.fn, ROSEN.x0, jol.adam(lrs[21]), 37).params)
+    np.testing.assert_array_equal(
+        hit.params[21], jol.minimize(ROSEN.fn, ROSEN.x0, jol.adam(lrs[21]), 37).params
+    )
     others = np.arange(64) != 21
     np.testing.assert_array_equal(hit.losses[others], clean.losses[others])
     np.testing.assert_array_equal(hit.params[others], clean.params[others])
@@ -132,7 +140,9 @@ def test_sigkill_at_random_points_then_resume_gives_identical_results(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_RESUME)
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
-    straight = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 8), 300000, chunk_size=1, vmap_width=1)
+    straight = jol.sweep(
+        jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 8), 300000, chunk_size=1, vmap_width=1
+    )
     rng = random.Random(0)
     killed_after = []
     for trial in range(3):
@@ -149,7 +159,9 @@ def test_sigkill_at_random_points_then_resume_gives_identical_results(tmp_path):
         finally:
             proc.wait()
         killed_after.append(len(list(ckpt.glob("chunk_*.npz"))))
-        subprocess.run([sys.executable, str(script), str(ckpt), str(out)], env=env, check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, str(script), str(ckpt), str(out)], env=env, check=True, timeout=300
+        )
         resumed = jol.SweepResult.load(out, params_like=ROSEN.x0)
         np.testing.assert_array_equal(resumed.losses, straight.losses)
         np.testing.assert_array_equal(resumed.params, straight.params)
@@ -176,7 +188,13 @@ def test_peak_memory_is_flat_in_the_number_of_members():
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
     peak = {}
     for k in (256, 1024, 4096):
-        proc = subprocess.run([sys.executable, "-c", _RSS, str(k)], env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", _RSS, str(k)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         peak[k] = int(proc.stdout.split()[-1]) / 1024  # MiB
     print("peak RSS MiB:", peak)

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import SCHEDULES, build, fast_jit
 from jax import lax
 
 import jaxopt_lab as jol
-from conftest import SCHEDULES, build, fast_jit
 
 N = 100  # every case's boundaries lie inside 0..N
 

@@ -101,7 +101,9 @@ def test_hyperparameter_grid_and_zip():
     np.testing.assert_allclose(grid.losses[1, 2], alone.losses, rtol=1e-6)
     assert grid.hyperparams["b1"][1, 2] == 0.95 and grid.hyperparams["learning_rate"][1, 2] == 0.1
 
-    zipped = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, lrs, 50, hyperparams={"b1": [0.5, 0.95]}, combine="zip")
+    zipped = jol.sweep(
+        jol.adam, ROSEN.fn, ROSEN.x0, lrs, 50, hyperparams={"b1": [0.5, 0.95]}, combine="zip"
+    )
     assert zipped.shape == (2,)
     np.testing.assert_array_equal(zipped.losses[1], grid.losses[1, 2])
     np.testing.assert_array_equal(zipped.losses[0], grid.losses[0, 0])
@@ -166,7 +168,9 @@ def test_one_compile_for_any_k_and_none_on_repeat():
     assert sweep_module._run_chunk._cache_size() == before + 1  # 16 chunks, same program
     assert big.config["chunks"] == 16
     with COMPILES:
-        again = jol.sweep(jol.adam, fn, ROSEN.x0, np.logspace(-3, 0, 64), 60, chunk_size=4, vmap_width=4)
+        again = jol.sweep(
+            jol.adam, fn, ROSEN.x0, np.logspace(-3, 0, 64), 60, chunk_size=4, vmap_width=4
+        )
     assert COMPILES.count == 0
     assert_same_members(big, again)
     np.testing.assert_array_equal(small.losses[0], big.losses[0])
@@ -218,12 +222,17 @@ def test_diverging_member_is_frozen_and_changes_no_other_member(logreg):
     without = jol.sweep(jol.sgd, loss, p0, tame, 50)
     # The clean sweep ran the fast path, the other re-ran its chunk with step-by-step
     # freezing: the tame members' bits are the same either way.
-    assert without.config["chunks_rerun_checked"] == 0 and with_wild.config["chunks_rerun_checked"] == 1
+    assert (
+        without.config["chunks_rerun_checked"] == 0
+        and with_wild.config["chunks_rerun_checked"] == 1
+    )
     assert_same_members(with_wild, without, index=slice(0, 3))
     assert with_wild.diverged.tolist() == [False, False, False, True]
     t = int(with_wild.diverged_at[3])
     assert 0 <= t < 50
-    assert np.isnan(with_wild.losses[3, t + 1 :]).all() and np.isfinite(with_wild.losses[3, :t]).all()
+    assert (
+        np.isnan(with_wild.losses[3, t + 1 :]).all() and np.isfinite(with_wild.losses[3, :t]).all()
+    )
     assert all(np.isfinite(x[3]).all() for x in jax.tree.leaves(with_wild.params))
     assert np.isnan(with_wild.final_losses[3])
 
@@ -241,9 +250,13 @@ def test_nan_at_a_given_step_freezes_at_last_finite_params():
 
 
 def test_divergence_threshold():
-    res = jol.sweep(jol.sgd, lambda x: jnp.sum(x**2), jnp.ones(2), [0.1, 1.5], 30, divergence_threshold=100.0)
+    res = jol.sweep(
+        jol.sgd, lambda x: jnp.sum(x**2), jnp.ones(2), [0.1, 1.5], 30, divergence_threshold=100.0
+    )
     assert res.diverged.tolist() == [False, True]
-    assert (res.losses[1, : res.diverged_at[1]] <= 100).all() and res.losses[1, res.diverged_at[1]] > 100
+    assert (res.losses[1, : res.diverged_at[1]] <= 100).all() and res.losses[
+        1, res.diverged_at[1]
+    ] > 100
 
 
 def test_best_learning_rate_skips_diverged_and_warns_at_the_edge():
@@ -262,7 +275,16 @@ def test_best_learning_rate_skips_diverged_and_warns_at_the_edge():
 
 def test_summary_table(rosen_sweep):
     lines = rosen_sweep.summary().splitlines()
-    assert lines[0].split() == ["learning_rate", "final", "loss", "best", "loss", "diverged", "at", "step"]
+    assert lines[0].split() == [
+        "learning_rate",
+        "final",
+        "loss",
+        "best",
+        "loss",
+        "diverged",
+        "at",
+        "step",
+    ]
     assert len(lines) == 1 + 8
     assert f"{rosen_sweep.final_losses[0]:.6g}" in lines[1] and lines[1].split()[-2:] == ["no", "-"]
 
@@ -329,8 +351,12 @@ _DEVICES_SCRIPT = textwrap.dedent(
 
 
 def test_eight_simulated_devices_equal_one_and_split_members_evenly():
-    env = {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-           "JAX_PLATFORMS": "cpu"}  # the simulated devices are CPUs, also where a GPU is present
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+    }  # the simulated devices are CPUs, also where a GPU is present
     out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, check=True,
                          capture_output=True, text=True)  # fmt: skip
     report = json.loads(out.stdout.strip().splitlines()[-1])
@@ -359,7 +385,11 @@ def test_progress_bar_writes_to_stderr_and_changes_nothing(capsys, rosen_sweep):
         ({"learning_rates": "0.1"}, TypeError, "learning_rates"),
         ({"hyperparams": {"beta_one": [0.9]}}, ValueError, "beta_one.*does not accept"),
         ({"hyperparams": {"b1": [[0.9]]}}, ValueError, r"hyperparams\['b1'\].*1-D"),
-        ({"hyperparams": {"b1": [0.9]}, "combine": "zip"}, ValueError, "one value per learning rate"),
+        (
+            {"hyperparams": {"b1": [0.9]}, "combine": "zip"},
+            ValueError,
+            "one value per learning rate",
+        ),
         ({"hyperparams": {"b1": [0.9]}, "combine": "outer"}, ValueError, "combine"),
         ({"chunk_size": 0}, ValueError, "chunk_size.*>= 1"),
         ({"chunk_size": 2.5}, TypeError, "chunk_size"),

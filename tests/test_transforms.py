@@ -9,8 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import jaxopt_lab as jol
 from conftest import (
     RTOL,
     TRANSFORMS,
@@ -20,6 +18,8 @@ from conftest import (
     run_jol,
     run_optax,
 )
+
+import jaxopt_lab as jol
 
 # optax's scale_by_lion also has `mode` and `smooth_beta`, which are not part of ours.
 ONLY = {"scale_by_lion": ("b1", "b2", "mu_dtype")}
