@@ -23,6 +23,7 @@ from jaxopt_lab.base import (
     chain,
     identity,
 )
+from jaxopt_lab.errors import InputError, InputTypeError, InputValueError
 from jaxopt_lab.gradients import check_grad, numerical_grad
 from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
 from jaxopt_lab.loops import OptimizeResult, fit, minimize, trajectory
@@ -98,6 +99,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "InputError",
+    "InputTypeError",
+    "InputValueError",
     "problems",
     "EmptyState",
     "HyperFunction",

@@ -23,12 +23,16 @@ inside the transformed function (``jax.vmap(lambda b1: adam(1e-3, b1=b1))``).
 from __future__ import annotations
 
 import inspect
-import numbers
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from jaxopt_lab.checks import (  # re-exported: the transforms import them from here
+    check_params,
+    check_same_structure,
+    is_arraylike,
+)
 
 PyTree = Any
 Params = Any
@@ -124,15 +128,9 @@ def _as_child(value: Any) -> Any:
         _is_pytree_callable(v) or isinstance(v, Static) for v in value
     ):
         return type(value)(_as_child(v) for v in value)
-    if callable(value) or (value is not None and not _is_arraylike(value)):
+    if callable(value) or (value is not None and not is_arraylike(value)):
         return Static(value)
     return value
-
-
-def _is_arraylike(x: Any) -> bool:
-    return isinstance(x, (numbers.Number, np.ndarray, np.generic, jax.Array)) or (
-        isinstance(x, (tuple, list)) and all(_is_arraylike(v) for v in x)
-    )
 
 
 @jax.tree_util.register_pytree_node_class
@@ -202,133 +200,6 @@ def _init_empty(h: HParams, params: Params) -> EmptyState:
 def _stateless_update(h, updates, state, params=None, **extra_args):
     del extra_args
     return h.fn(h, updates, params), state
-
-
-# --------------------------------------------------------------------------------------
-# Input validation
-# --------------------------------------------------------------------------------------
-
-
-def is_concrete(x: Any) -> bool:
-    """True when ``x``'s value is known now (not a tracer inside jit/vmap/grad)."""
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
-
-
-def check_hyperparameter(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = 0.0,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    allow_schedule: bool = False,
-    allow_none: bool = False,
-) -> None:
-    """Validate a numeric hyperparameter's type always, and its range when concrete.
-
-    Never converts the value to a Python float, so tracers pass through untouched.
-    """
-    if value is None:
-        if allow_none:
-            return
-        raise TypeError(f"`{name}` must be a number or an array, got None.")
-    if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
-        if allow_schedule:
-            return
-        raise TypeError(f"`{name}` must be a number or an array, got a callable {value!r}.")
-    if isinstance(value, (bool, np.bool_)) or not _is_arraylike(value):
-        kind = "a number, an array or a schedule" if allow_schedule else "a number or an array"
-        raise TypeError(f"`{name}` must be {kind}, got {type(value).__name__}: {value!r}.")
-    if isinstance(value, (tuple, list)):
-        raise TypeError(f"`{name}` must be a scalar or an array, got a {type(value).__name__}.")
-    dtype = jnp.result_type(value)
-    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
-        raise TypeError(f"`{name}` must be real-valued, got dtype {dtype}.")
-    if not is_concrete(value):
-        return
-    arr = np.asarray(value)
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"`{name}` must not be NaN, got {value!r}.")
-    if low is not None:
-        bad = arr < low if low_inclusive else arr <= low
-        if np.any(bad):
-            op = ">=" if low_inclusive else ">"
-            raise ValueError(f"`{name}` must be {op} {low}, got {value!r}.")
-    if high is not None and np.any(arr > high):
-        raise ValueError(f"`{name}` must be <= {high}, got {value!r}.")
-
-
-def check_flag(name: str, value: Any) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be a Python bool, got {type(value).__name__}: {value!r}.")
-
-
-def canonical_dtype(name: str, dtype: Any) -> Any:
-    """``None`` or a canonical floating dtype (float64 becomes float32 without x64)."""
-    if dtype is None:
-        return None
-    try:
-        dt = jax.dtypes.canonicalize_dtype(np.dtype(dtype))
-    except TypeError as e:
-        raise TypeError(f"`{name}` must be a dtype or None, got {dtype!r}.") from e
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise TypeError(f"`{name}` must be a floating dtype, got {dt}.")
-    return dt
-
-
-def check_params(params: Params, name: str = "params") -> None:
-    """Parameters must be floating-point arrays (or None leaves)."""
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is None:
-            if isinstance(leaf, float):
-                continue
-            raise TypeError(
-                f"`{name}` leaves must be floating-point arrays; "
-                f"{name}{jax.tree_util.keystr(path)} is {type(leaf).__name__}: {leaf!r}."
-            )
-        if not jnp.issubdtype(dtype, jnp.inexact):
-            raise TypeError(
-                f"`{name}` leaves must be floating-point arrays; "
-                f"{name}{jax.tree_util.keystr(path)} has dtype {dtype}. "
-                "Cast it, e.g. with jnp.asarray(x, jnp.float32)."
-            )
-
-
-def check_scalar_fn(
-    fn: Callable[..., Any], args: tuple, name: str, has_aux: bool | None = None
-) -> None:
-    """``fn(*args)`` must return a floating-point scalar (or ``(scalar, aux)`` with
-    ``has_aux=True``); checked by abstract evaluation, without running ``fn``.
-    ``has_aux=None`` means the caller offers no aux option."""
-    if not callable(fn):
-        raise TypeError(f"`{name}` must be a callable returning a scalar, got {fn!r}.")
-    out = jax.eval_shape(fn, *args)
-    if has_aux:
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise ValueError(f"`{name}` must return a pair (loss, aux) when has_aux=True.")
-        out = out[0]
-    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
-        shown = getattr(out, "shape", type(out).__name__)
-        raise ValueError(
-            f"`{name}` must return a floating-point scalar, got {shown} "
-            f"{getattr(out, 'dtype', '')}. Reduce it with jnp.mean or jnp.sum"
-            + (", or pass has_aux=True if it returns (loss, aux)" if has_aux is False else "")
-            + "."
-        )
-
-
-def check_same_structure(updates: Updates, reference: PyTree, reference_name: str) -> None:
-    """Raise a ValueError showing both structures when ``updates`` and ``reference``
-    are not the same tree."""
-    a, b = jax.tree.structure(updates), jax.tree.structure(reference)
-    if a != b:
-        raise ValueError(
-            f"The tree structure of the grads/updates does not match the {reference_name}'s.\n"
-            f"  updates: {a}\n  {reference_name}: {b}\n"
-            "Pass grads with the same structure as the params the optimizer was "
-            "initialised with."
-        )
 
 
 # --------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab.base import Params, check_params, check_scalar_fn
+from jaxopt_lab.base import Params
+from jaxopt_lab.checks import check_params, check_scalar_fn
 
 
 def numerical_grad(

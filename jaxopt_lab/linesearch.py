@@ -32,38 +32,13 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind, check_same_structure
+from jaxopt_lab._tree import Evaluated, tree_axpy, tree_scale, tree_vdot
+from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
+from jaxopt_lab.checks import check_same_structure
 
 # --------------------------------------------------------------------------------------
 # Shared pieces
 # --------------------------------------------------------------------------------------
-
-
-class Evaluated(NamedTuple):
-    """The loss value and gradient at the params the last update leads to, and the
-    evaluations made so far. ``jol.minimize`` reads them to skip a re-evaluation."""
-
-    value: jax.Array
-    grad: Params
-    num_fun_evals: jax.Array
-    num_grad_evals: jax.Array
-    num_hvp_evals: jax.Array  # Hessian-vector products (Newton-CG)
-
-
-def tree_vdot(a: Params, b: Params) -> jax.Array:
-    """:math:`\\sum_i a_i b_i` over all leaves, accumulated in the leaves' dtype."""
-    # multiply-and-sum rather than vdot: vmapped, vdot turns into one BLAS call per member
-    parts = [jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
-    return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
-
-
-def tree_axpy(alpha: jax.Array, x: Params, y: Params) -> Params:
-    """:math:`\\alpha x + y`, leaf by leaf, keeping each leaf's dtype."""
-    return jax.tree.map(lambda a, b: (alpha * a + b).astype(b.dtype), x, y)
-
-
-def tree_scale(alpha: jax.Array, x: Params) -> Params:
-    return jax.tree.map(lambda a: (alpha * a).astype(a.dtype), x)
 
 
 def require_extra_args(name: str, value: Any, grad: Any, value_fn: Any) -> None:
@@ -344,7 +319,9 @@ def _ls_init(h: HParams, params: Params) -> LineSearchState:
     return LineSearchState(
         jnp.ones((), dtype),
         nan,
-        Evaluated(nan, jax.tree.map(jnp.zeros_like, params), zeros, zeros, zeros),
+        Evaluated(
+            nan, jax.tree.map(jnp.zeros_like, params), zeros, zeros, zeros, jnp.asarray(False)
+        ),
     )
 
 
@@ -403,6 +380,7 @@ def _ls_update(
         ev.num_fun_evals + res.num_evals,
         ev.num_grad_evals + res.num_evals,
         ev.num_hvp_evals,
+        jnp.asarray(False),
     )
     return tree_scale(res.step, updates), LineSearchState(res.step, value, evaluated)
 

@@ -28,16 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab.base import (
-    HyperFunction,
-    Params,
-    Static,
-    accepts_extra_args,
-    apply_updates,
-    check_params,
-    check_scalar_fn,
-    is_concrete,
-)
+from jaxopt_lab.base import HyperFunction, Params, Static, accepts_extra_args, apply_updates
+from jaxopt_lab.checks import check_params, check_scalar_fn, is_concrete
 from jaxopt_lab.linesearch import Evaluated
 from jaxopt_lab.transforms import global_norm
 

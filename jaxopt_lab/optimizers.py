@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from jaxopt_lab import transforms as T
-from jaxopt_lab.base import Optimizer, ScalarOrSchedule, chain, check_flag, identity
+from jaxopt_lab.base import Optimizer, ScalarOrSchedule, chain, identity
+from jaxopt_lab.checks import check_flag
 
 
 def sgd(

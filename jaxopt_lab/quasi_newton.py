@@ -30,15 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab.base import (
-    HParams,
-    Optimizer,
-    Params,
-    Static,
-    bind,
-    check_params,
-    check_same_structure,
-)
+from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
+from jaxopt_lab.checks import check_params, check_same_structure
 from jaxopt_lab.linesearch import (
     Evaluated,
     _check_positive_int,
@@ -77,7 +70,9 @@ def _init(h: HParams, params: Params) -> QuasiNewtonState:
     x, _ = ravel_pytree(params)
     nan = jnp.full((), jnp.nan, x.dtype)
     zero = jnp.zeros((), jnp.int32)
-    evaluated = Evaluated(nan, jax.tree.map(jnp.zeros_like, params), zero, zero, zero)
+    evaluated = Evaluated(
+        nan, jax.tree.map(jnp.zeros_like, params), zero, zero, zero, jnp.asarray(False)
+    )
     return QuasiNewtonState(h.method.init(x), nan, evaluated, jnp.asarray(True))
 
 
@@ -135,7 +130,7 @@ def _update(
     ev = state.evaluated
     evaluated = Evaluated(
         res.value, unravel(g_new), ev.num_fun_evals + res.num_evals,
-        ev.num_grad_evals + res.num_evals, ev.num_hvp_evals + hvps,
+        ev.num_grad_evals + res.num_evals, ev.num_hvp_evals + hvps, jnp.asarray(False),
     )  # fmt: skip
     return unravel(s), QuasiNewtonState(memory, value, evaluated, res.ok)
 

@@ -17,14 +17,8 @@ from typing import Any, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab.base import (
-    HyperFunction,
-    Static,
-    bind,
-    check_hyperparameter,
-    complement,
-    is_concrete,
-)
+from jaxopt_lab.base import HyperFunction, Static, bind, complement
+from jaxopt_lab.checks import check_hyperparameter, is_concrete
 
 
 def _check_steps(name: str, value: Any, *, positive: bool = False) -> int:

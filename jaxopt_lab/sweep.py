@@ -71,7 +71,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxopt_lab.base import Params, check_params, check_scalar_fn
+from jaxopt_lab.base import Params
+from jaxopt_lab.checks import check_params, check_scalar_fn
 from jaxopt_lab.loops import (
     _check_callable,
     _check_count,

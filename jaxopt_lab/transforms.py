@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lab._tree import global_norm
 from jaxopt_lab.base import (
     EmptyState,
     Optimizer,
@@ -30,10 +31,6 @@ from jaxopt_lab.base import (
     Updates,
     accepts_extra_args,
     bind,
-    canonical_dtype,
-    check_flag,
-    check_hyperparameter,
-    check_same_structure,
     complement,
     identity,
     safe_increment,
@@ -42,6 +39,12 @@ from jaxopt_lab.base import (
     tree_full_like,
     tree_map,
     tree_zeros_like,
+)
+from jaxopt_lab.checks import (
+    canonical_dtype,
+    check_flag,
+    check_hyperparameter,
+    check_same_structure,
 )
 
 NO_PARAMS_MSG = "This transform needs `params`: call `update(grads, state, params)`."
@@ -782,11 +785,6 @@ def clip(max_delta: Any) -> Optimizer:
 def _clip(h, updates, params):
     del params
     return tree_map(lambda g: jnp.clip(g, -h.max_delta, h.max_delta), updates)
-
-
-def global_norm(tree: Updates) -> jax.Array:
-    r""":math:`\sqrt{\sum_{leaves} \sum_i x_i^2}` over every leaf of ``tree``."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
 def clip_by_global_norm(max_norm: Any) -> Optimizer:
