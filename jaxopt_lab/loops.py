@@ -28,10 +28,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab.base import HyperFunction, Params, Static, accepts_extra_args, apply_updates
-from jaxopt_lab.checks import check_params, check_scalar_fn, is_concrete
-from jaxopt_lab.linesearch import Evaluated
-from jaxopt_lab.transforms import global_norm
+from jaxopt_lab import _iterate as core
+from jaxopt_lab._iterate import Status, evaluated_state, status_message
+from jaxopt_lab.base import HyperFunction, Params, Static
+from jaxopt_lab.checks import (
+    check_callable,
+    check_count,
+    check_key,
+    check_optimizer,
+    check_params,
+    check_scalar_fn,
+    check_tol,
+    is_concrete,
+)
+from jaxopt_lab.errors import InputValueError
 
 
 class OptimizeResult(NamedTuple):
@@ -39,14 +49,20 @@ class OptimizeResult(NamedTuple):
 
     Attributes:
       params: the params after the last update.
-      state: the optimizer state after the last update.
+      state: the optimizer state after the last update (pass it back as ``state=`` to
+        continue the run).
       losses: ``(steps,)`` loss before each update (mini-batch loss in :func:`fit`).
       grad_norms: ``(steps,)`` global gradient norm before each update.
-      num_steps: updates made (less than ``steps`` when ``tol`` stopped the run).
+      num_steps: updates made (fewer than ``steps`` when the run stopped early).
       converged: whether the gradient norm fell to ``tol`` (False when no ``tol``).
       aux: the auxiliary output of the last loss evaluation when ``has_aux``, else None.
-      num_fun_evals, num_grad_evals: evaluations of the loss and of its gradient, the
-        line searches' included (a value-and-gradient call counts once in each).
+      num_fun_evals, num_grad_evals: evaluations of the loss and of its gradient made by
+        this call, the line searches' included (a value-and-gradient call counts once
+        in each).
+      status: why the run stopped, a :class:`~jaxopt_lab.Status` code (an int array,
+        one per member under ``vmap``): 0 converged, 1 step budget reached, 2 no further
+        progress possible (the line search found no acceptable step), 3 non-finite loss
+        or gradient. ``message`` says it in words.
     """
 
     params: Params
@@ -58,48 +74,22 @@ class OptimizeResult(NamedTuple):
     aux: Any = None
     num_fun_evals: Any = None
     num_grad_evals: Any = None
+    status: Any = None
 
     @property
     def grad_norm(self) -> jax.Array:
         """The gradient norm at the final params (when ``converged``: at most ``tol``)."""
         return self.grad_norms[jnp.minimum(self.num_steps, self.grad_norms.shape[-1] - 1)]
 
+    @property
+    def message(self) -> Any:
+        """Why the run stopped, in words (an array of messages for a batch of runs)."""
+        return status_message(self.status)
+
 
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-
-
-def _check_count(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}: {value!r}.")
-    if value < low:
-        raise ValueError(f"`{name}` must be >= {low}, got {value}.")
-    return int(value)
-
-
-def _check_optimizer(optimizer: Any, name: str = "optimizer") -> None:
-    if not (
-        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
-    ):
-        raise TypeError(
-            f"`{name}` must have callable `.init` and `.update` (e.g. jol.adam(1e-3) or an "
-            f"optax transform), got {type(optimizer).__name__}."
-        )
-
-
-def _check_callable(loss_fn: Any) -> None:
-    if not callable(loss_fn):
-        raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}.")
-
-
-def _check_tol(tol: Any) -> None:
-    if tol is None:
-        return
-    if isinstance(tol, bool) or not isinstance(tol, (numbers.Real, np.ndarray, jax.Array)):
-        raise TypeError(f"`tol` must be a number or None, got {tol!r}.")
-    if not isinstance(tol, jax.core.Tracer) and not np.all(np.asarray(tol) >= 0):
-        raise ValueError(f"`tol` must be >= 0, got {tol!r}.")
 
 
 def _split_optimizer(optimizer: Any) -> tuple[Any, Static | None]:
@@ -112,35 +102,32 @@ def _split_optimizer(optimizer: Any) -> tuple[Any, Static | None]:
     return None, Static(optimizer)
 
 
-# --------------------------------------------------------------------------------------
-# One step, shared by both loops
-# --------------------------------------------------------------------------------------
-
-
-def _value_and_grad(loss_fn, has_aux, params, *args):
-    if has_aux:
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
-    else:
-        loss, grads, aux = *jax.value_and_grad(loss_fn)(params, *args), None
-    return loss, aux, grads
-
-
-def _update(optimizer, loss_fn, has_aux, params, state, loss, grads, args):
-    if accepts_extra_args(optimizer.update):
-        value_fn = (lambda p: loss_fn(p, *args)[0]) if has_aux else (lambda p: loss_fn(p, *args))
-        updates, state = optimizer.update(
-            grads, state, params, value=loss, grad=grads, value_fn=value_fn
+def _check_state(state: Any, optimizer: Any, params: Params) -> None:
+    """A warm-start state must have the structure and shapes of ``optimizer.init(params)``."""
+    if state is None:
+        return
+    want = jax.eval_shape(optimizer.init, params)
+    got = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), state)
+    same = jax.tree.structure(want) == jax.tree.structure(got) and all(
+        a.shape == b.shape for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True)
+    )
+    if not same:
+        raise InputValueError(
+            "`state` must be a state of this optimizer for these params (as returned in "
+            f"a previous result's `.state`); expected {jax.tree.structure(want)}, got "
+            f"{jax.tree.structure(got)}."
         )
-    else:
-        updates, state = optimizer.update(grads, state, params)
-    return apply_updates(params, updates), state
 
 
-def _aux_shape(loss_fn, has_aux, params, *args):
-    if not has_aux:
-        return None
-    aux = jax.eval_shape(loss_fn, params, *args)[1]
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux)
+def _check_common(loss_fn, params, optimizer) -> tuple[Any, Static | None]:
+    check_optimizer(optimizer)
+    check_params(params)
+    check_callable("loss_fn", loss_fn)
+    return _split_optimizer(optimizer)
+
+
+def _optimizer(dyn_opt, static_opt):
+    return dyn_opt if static_opt is None else static_opt.value
 
 
 # --------------------------------------------------------------------------------------
@@ -148,139 +135,53 @@ def _aux_shape(loss_fn, has_aux, params, *args):
 # --------------------------------------------------------------------------------------
 
 
-def evaluated_state(state: Any) -> Evaluated | None:
-    """The :class:`~jaxopt_lab.linesearch.Evaluated` record of an optimizer that
-    evaluates the loss itself (a quasi-Newton method, or a chain ending in a line
-    search): the value and gradient at the params its last update leads to. None for
-    other optimizers. Only the last transform of a chain counts, since a transform after
-    it would move the params away from the evaluated point."""
-    while True:
-        ev = getattr(state, "evaluated", None)
-        if isinstance(ev, Evaluated):
-            return ev
-        if type(state) is tuple and state:  # a chain's state: look at its last transform
-            state = state[-1]
-            continue
-        return None
+def _evals(step, state0, state, n_observed, has_aux, warm):
+    """Evaluations of the loss and the gradient a run made: one per observation for a
+    first-order method; the start's plus the line searches' for one that evaluates
+    itself (a warm start may have found the start's evaluation in the state)."""
+    if not step.reuses:
+        return n_observed, n_observed
+    ev0, ev = evaluated_state(state0), evaluated_state(state)
+    first = (ev0.num_fun_evals == 0).astype(ev.num_fun_evals.dtype) if warm else 1
+    return (
+        ev.num_fun_evals - ev0.num_fun_evals + first,
+        ev.num_grad_evals - ev0.num_grad_evals + first,
+    )
 
 
 @functools.partial(
     jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol")
 )
-def _minimize(params, dyn_opt, tol, *, loss_fn, steps, has_aux, static_opt, use_tol):
+def _minimize(params, dyn_opt, tol, state, *, loss_fn, steps, has_aux, static_opt, use_tol):
     check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))  # at trace time only
-    optimizer = dyn_opt if static_opt is None else static_opt.value
-    state = optimizer.init(params)
-    if evaluated_state(state) is not None:
-        return _minimize_reusing(optimizer, state, params, tol, loss_fn, steps, has_aux, use_tol)
-
-    def evaluate(p):
-        return _value_and_grad(loss_fn, has_aux, p)
-
-    if not use_tol:
-
-        def step(carry, _):
-            p, s, _ = carry
-            loss, aux, grads = evaluate(p)
-            p, s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, ())
-            return (p, s, aux), (loss, global_norm(grads).astype(loss.dtype))
-
-        aux0 = _aux_shape(loss_fn, has_aux, params)
-        (params, state, aux), (losses, norms) = jax.lax.scan(
-            step, (params, state, aux0), None, length=steps
+    optimizer = _optimizer(dyn_opt, static_opt)
+    warm = state is not None
+    state0 = state if warm else optimizer.init(params)
+    step = core.stepper(optimizer, loss_fn, has_aux, state0)
+    carry = core.start(step, loss_fn, has_aux, params, state0, warm=warm)
+    if use_tol or step.reuses:  # a solver that evaluates itself may stop on its own
+        out = core.run_until(step, carry, steps, tol if use_tol else None)
+        carry, losses, norms, n, status = (
+            out.carry,
+            out.losses,
+            out.norms,
+            out.num_steps,
+            out.status,
         )
-        n = jnp.asarray(steps)
-        return OptimizeResult(params, state, losses, norms, n, jnp.asarray(False), aux, n, n)
-
-    loss0 = jax.eval_shape(loss_fn, params)
-    loss_dtype = (loss0[0] if has_aux else loss0).dtype
-    history = jnp.zeros((steps,), loss_dtype)
-
-    def cond(carry):
-        i, done = carry[0], carry[1]
-        return jnp.logical_and(i < steps, jnp.logical_not(done))
-
-    def body(carry):
-        i, _, p, s, losses, norms, _ = carry
-        loss, aux, grads = evaluate(p)
-        norm = global_norm(grads).astype(loss_dtype)
-        done = norm <= tol
-        new_p, new_s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, ())
-        # A converged point is kept as it is: no update after the criterion is met.
-        p, s = jax.tree.map(lambda a, b: jnp.where(done, a, b), (p, s), (new_p, new_s))
-        losses, norms = losses.at[i].set(loss), norms.at[i].set(norm)
-        return i + jnp.where(done, 0, 1), done, p, s, losses, norms, aux
-
-    aux0 = _aux_shape(loss_fn, has_aux, params)
-    init = (jnp.asarray(0), jnp.asarray(False), params, state, history, history, aux0)
-    i, done, params, state, losses, norms, aux = jax.lax.while_loop(cond, body, init)
-    losses, norms = _pad_history(losses, norms, i, steps)
-    evals = i + done.astype(i.dtype)  # the converged point was evaluated too
-    return OptimizeResult(params, state, losses, norms, i, done, aux, evals, evals)
-
-
-def _pad_history(losses, norms, i, steps):
-    """After convergence at step i the history repeats its last recorded value."""
-    last = jnp.minimum(i, steps - 1)
-    idx = jnp.arange(steps)
-    return jnp.where(idx > last, losses[last], losses), jnp.where(idx > last, norms[last], norms)
-
-
-def _minimize_reusing(optimizer, state, params, tol, loss_fn, steps, has_aux, use_tol):
-    """``minimize`` for an optimizer that evaluates the loss at its new params itself:
-    the loss and gradient are computed once at the start, then read from the optimizer's
-    state after every update, so an iteration costs the line search's evaluations only.
-    The tolerance is tested before an update (in the loop's condition), so no work is
-    spent on an update that would be thrown away."""
-    loss, aux, grads = _value_and_grad(loss_fn, has_aux, params)
-    dtype = loss.dtype
-
-    def step(p, s, loss, grads):
-        new_p, new_s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, ())
-        ev = evaluated_state(new_s)
-        return new_p, new_s, ev.value.astype(dtype), ev.grad
-
-    if not use_tol:
-
-        def scan_step(carry, _):
-            p, s, loss, grads = carry
-            norm = global_norm(grads).astype(dtype)
-            p, s, new_loss, new_grads = step(p, s, loss, grads)
-            return (p, s, new_loss, new_grads), (loss, norm)
-
-        (params, state, loss, grads), (losses, norms) = jax.lax.scan(
-            scan_step, (params, state, loss, grads), None, length=steps
-        )
-        n, done = jnp.asarray(steps), jnp.asarray(False)
+        n_observed = out.num_observed
     else:
-        history = jnp.zeros((steps,), dtype)
-
-        def cond(carry):
-            i, _, _, loss, grads, _, _ = carry
-            return (i < steps) & ~(global_norm(grads).astype(dtype) <= tol) & jnp.isfinite(loss)
-
-        def body(carry):
-            i, p, s, loss, grads, losses, norms = carry
-            losses = losses.at[i].set(loss)
-            norms = norms.at[i].set(global_norm(grads).astype(dtype))
-            p, s, loss, grads = step(p, s, loss, grads)
-            return i + 1, p, s, loss, grads, losses, norms
-
-        init = (jnp.asarray(0), params, state, loss, grads, history, history)
-        n, params, state, loss, grads, losses, norms = jax.lax.while_loop(cond, body, init)
-        final_norm = global_norm(grads).astype(dtype)
-        done = final_norm <= tol
-        # record the converged point itself (when there is room) like the other loop
-        at = jnp.minimum(n, steps - 1)
-        keep = n < steps
-        losses = losses.at[at].set(jnp.where(keep, loss, losses[at]))
-        norms = norms.at[at].set(jnp.where(keep, final_norm, norms[at]))
-        losses, norms = _pad_history(losses, norms, n, steps)
-    if has_aux:  # the line searches drop the aux: evaluate it once at the final params
-        aux = _value_and_grad(loss_fn, has_aux, params)[1]
-    ev = evaluated_state(state)
-    return OptimizeResult(params, state, losses, norms, n, done, aux,
-                          1 + ev.num_fun_evals, 1 + ev.num_grad_evals)  # fmt: skip
+        carry, (losses, norms) = core.run_fixed(step, carry, None, length=steps)
+        n = n_observed = jnp.asarray(steps)
+        status = core.fixed_status(losses, norms)
+    aux = carry.last
+    if step.reuses:
+        # the line searches drop the aux: evaluate it once at the final params
+        aux = core.value_and_grad(loss_fn, has_aux, carry.params, ()).aux if has_aux else None
+    fun, grad = _evals(step, state0, carry.state, n_observed, has_aux, warm)
+    converged = status == Status.CONVERGED
+    return OptimizeResult(
+        carry.params, carry.state, losses, norms, n, converged, aux, fun, grad, status
+    )
 
 
 def minimize(
@@ -291,6 +192,7 @@ def minimize(
     *,
     tol: float | None = None,
     has_aux: bool = False,
+    state: Any = None,
 ) -> OptimizeResult:
     r"""Minimize ``loss_fn(params) -> scalar`` with ``optimizer`` for ``steps`` updates,
     in one compiled program.
@@ -298,27 +200,31 @@ def minimize(
     With ``tol``, stops at the first step whose gradient norm
     :math:`\lVert\nabla f\rVert_2 \le` ``tol`` (that step makes no update, and
     ``converged`` is True); ``num_steps`` counts the updates made and the history after it
-    repeats its last value, so ``losses`` always has length ``steps``.
+    repeats its last value, so ``losses`` always has length ``steps``. A run also stops
+    early on a non-finite loss or gradient (with ``tol``), and, for a method with a line
+    search, when the search finds no acceptable step: ``status`` and ``message`` say
+    which.
     With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and ``result.aux`` is the aux
     of the last evaluation.
+
+    ``state`` continues a run: pass a previous result's ``.params`` and ``.state``
+    (schedules continue their count). 100 steps and then 100 more from there give the
+    same numbers, bit for bit, as 200 steps at once.
 
     Example::
 
         res = jol.minimize(lambda p: jnp.sum((p - 3.0) ** 2), jnp.zeros(2), jol.adam(0.1), 500)
         res.params, res.losses[-1]
     """
-    steps = _check_count("steps", steps)
-    _check_optimizer(optimizer)
-    check_params(params)
-    _check_callable(loss_fn)
-    _check_tol(tol)
-    dyn, static = _split_optimizer(optimizer)
+    steps = check_count("steps", steps)
+    dyn, static = _check_common(loss_fn, params, optimizer)
+    check_tol(tol)
+    _check_state(state, optimizer, params)
     result = _minimize(
         params,
         dyn,
-        None
-        if tol is None
-        else np.asarray(tol, jnp.result_type(float)),  # host scalar: no eager device op
+        None if tol is None else np.asarray(tol, jnp.result_type(float)),  # host scalar
+        state,
         loss_fn=loss_fn,
         steps=steps,
         has_aux=bool(has_aux),
@@ -327,28 +233,29 @@ def minimize(
     )
     # A line search cannot start from a non-finite value (the loop stops at once then).
     if evaluated_state(result.state) is not None and is_concrete(result.losses):
-        first = np.asarray(result.losses)[0]  # one transfer; an eager slice costs ~0.15 ms per call
+        first = np.asarray(result.losses)[0]  # one transfer; an eager slice costs ~0.15 ms
         if not np.isfinite(first):
-            raise ValueError(
+            raise InputValueError(
                 f"loss_fn(params) is {float(first)} at the starting point; a "
                 "line-search method needs a finite value there (check the start and the loss)."
             )
     return result
 
 
+def _record_params(carry, obs):
+    del obs
+    return carry.params
+
+
 @functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "static_opt"))
 def _trajectory(params, dyn_opt, *, loss_fn, steps, static_opt):
     check_scalar_fn(loss_fn, (params,), "loss_fn", False)
-    optimizer = dyn_opt if static_opt is None else static_opt.value
-
-    def step(carry, _):
-        p, s = carry
-        loss, _, grads = _value_and_grad(loss_fn, False, p)
-        p, s = _update(optimizer, loss_fn, False, p, s, loss, grads, ())
-        return (p, s), p
-
-    _, path = jax.lax.scan(step, (params, optimizer.init(params)), None, steps)
-    return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), params, path)
+    optimizer = _optimizer(dyn_opt, static_opt)
+    state = optimizer.init(params)
+    step = core.stepper(optimizer, loss_fn, False, state)
+    carry = core.start(step, loss_fn, False, params, state)
+    carry, path = core.run_fixed(step, carry, None, record=_record_params, length=steps)
+    return jax.tree.map(lambda rest, last: jnp.concatenate([rest, last[None]]), path, carry.params)
 
 
 def trajectory(
@@ -363,11 +270,8 @@ def trajectory(
 
         path = jol.trajectory(rosenbrock, jnp.array([-1.5, 2.0]), jol.adam(0.05), 500)  # (501, 2)
     """
-    steps = _check_count("steps", steps)
-    _check_optimizer(optimizer)
-    check_params(params)
-    _check_callable(loss_fn)
-    dyn, static = _split_optimizer(optimizer)
+    steps = check_count("steps", steps)
+    dyn, static = _check_common(loss_fn, params, optimizer)
     return _trajectory(params, dyn, loss_fn=loss_fn, steps=steps, static_opt=static)
 
 
@@ -377,22 +281,22 @@ def trajectory(
 
 
 def data_size(data: Any, name: str = "data") -> int:
-    """The shared leading size of every leaf of ``data``; a ValueError if they differ."""
+    """The shared leading size of every leaf of ``data``; an InputValueError if they differ."""
     leaves_with_path = jax.tree_util.tree_leaves_with_path(data)
     if not leaves_with_path:
-        raise ValueError(f"`{name}` must hold at least one array.")
+        raise InputValueError(f"`{name}` must hold at least one array.")
     sizes = {}
     for path, leaf in leaves_with_path:
         shape = np.shape(leaf)
         if not shape:
-            raise ValueError(
+            raise InputValueError(
                 f"`{name}` leaves need a leading (example) axis; "
                 f"{name}{jax.tree_util.keystr(path)} is a scalar."
             )
         sizes[jax.tree_util.keystr(path)] = shape[0]
     if len(set(sizes.values())) != 1:
         shown = ", ".join(f"{name}{k}: {v}" for k, v in sizes.items())
-        raise ValueError(f"`{name}` leaves must share their leading size; got {shown}.")
+        raise InputValueError(f"`{name}` leaves must share their leading size; got {shown}.")
     return next(iter(sizes.values()))
 
 
@@ -410,54 +314,31 @@ def epoch_batches(key: jax.Array, epoch: jax.Array, n: int, batch_size: int) -> 
 @functools.partial(
     jax.jit, static_argnames=("loss_fn", "batch_size", "epochs", "has_aux", "static_opt")
 )
-def _fit(params, dyn_opt, data, key, *, loss_fn, batch_size, epochs, has_aux, static_opt):
-    optimizer = dyn_opt if static_opt is None else static_opt.value
+def _fit(params, dyn_opt, data, key, state, start_epoch, *, loss_fn, batch_size, epochs,
+         has_aux, static_opt):  # fmt: skip
+    optimizer = _optimizer(dyn_opt, static_opt)
     n = jax.tree.leaves(data)[0].shape[0]
     first = jax.tree.map(lambda x: x[:batch_size], data)
     check_scalar_fn(loss_fn, (params, first), "loss_fn", bool(has_aux))  # at trace time only
-
-    def step(carry, idx):
-        p, s, _ = carry
-        batch = jax.tree.map(lambda x: x[idx], data)
-        loss, aux, grads = _value_and_grad(loss_fn, has_aux, p, batch)
-        p, s = _update(optimizer, loss_fn, has_aux, p, s, loss, grads, (batch,))
-        return (p, s, aux), (loss, global_norm(grads).astype(loss.dtype))
+    state = optimizer.init(params) if state is None else state
+    step = core.stepper(optimizer, loss_fn, has_aux, state, lambda idx: _batch(data, idx))
+    carry = core.start(step, loss_fn, has_aux, params, state, (first,))
 
     def epoch(carry, e):
-        return jax.lax.scan(step, carry, epoch_batches(key, e, n, batch_size))
+        return core.run_fixed(step, carry, epoch_batches(key, e, n, batch_size))
 
-    carry = (params, optimizer.init(params), _aux_shape(loss_fn, has_aux, params, first))
-    (params, state, aux), (losses, norms) = jax.lax.scan(epoch, carry, jnp.arange(epochs))
-    total = losses.size
+    carry, (losses, norms) = jax.lax.scan(epoch, carry, start_epoch + jnp.arange(epochs))
+    losses, norms = losses.reshape(-1), norms.reshape(-1)
+    total = jnp.asarray(losses.size)
+    status = core.fixed_status(losses, norms)
     return OptimizeResult(
-        params, state, losses.reshape(total), norms.reshape(total), jnp.asarray(total),
-        jnp.asarray(False), aux, jnp.asarray(total), jnp.asarray(total),
+        carry.params, carry.state, losses, norms, total, jnp.asarray(False), carry.last,
+        total, total, status,
     )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=256)
-def _int_key(seed: int, config: Any) -> jax.Array:
-    # Making a key costs ~0.3 ms of dispatches; a sweep or fit called in a loop with the
-    # same int seed (the default 0) should not pay it every call. Keyed on the configs
-    # that change what PRNGKey(seed) returns (the PRNG implementation, x64 for big seeds).
-    # Made eagerly even under a caller's jit, so no tracer is ever cached.
-    with jax.ensure_compile_time_eval():
-        return jax.random.PRNGKey(seed)
-
-
-def _check_key(key: Any) -> jax.Array:
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return _int_key(int(key), (jax.config.jax_default_prng_impl, jax.config.jax_enable_x64))
-    if not isinstance(key, (jax.Array, np.ndarray)):
-        raise TypeError(f"`key` must be a jax.random key (or an int seed), got {key!r}.")
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (
-        key.shape == (2,) and key.dtype == jnp.uint32
-    ):
-        return key
-    raise TypeError(
-        f"`key` must be a jax.random key such as jax.random.PRNGKey(0), got an array of "
-        f"shape {key.shape} and dtype {key.dtype}."
-    )
+def _batch(data, idx):
+    return jax.tree.map(lambda x: x[idx], data)
 
 
 def fit(
@@ -470,6 +351,8 @@ def fit(
     epochs: int,
     key: Any,
     has_aux: bool = False,
+    state: Any = None,
+    start_epoch: int = 0,
 ) -> OptimizeResult:
     r"""Train ``loss_fn(params, batch) -> scalar`` over ``data`` in mini-batches, in one
     compiled program.
@@ -485,22 +368,30 @@ def fit(
 
     ``losses`` and ``grad_norms`` have one entry per step (``epochs * (N // B)``), each
     the mini-batch value before that step's update.
+
+    ``state`` and ``start_epoch`` continue a run: epochs ``start_epoch, ...,
+    start_epoch + epochs - 1`` are trained from the given params and optimizer state,
+    with the shuffles those epochs have in a single run. 5 epochs and then 5 more with
+    ``start_epoch=5`` give the numbers of 10 at once, bit for bit.
     """
-    epochs = _check_count("epochs", epochs)
-    batch_size = _check_count("batch_size", batch_size)
-    _check_optimizer(optimizer)
-    check_params(params)
+    epochs = check_count("epochs", epochs)
+    batch_size = check_count("batch_size", batch_size)
+    start_epoch = check_count("start_epoch", start_epoch, low=0)
+    dyn, static = _check_common(loss_fn, params, optimizer)
+    _check_state(state, optimizer, params)
     n = data_size(data)
     if batch_size > n:
-        raise ValueError(f"`batch_size` must be <= the number of examples ({n}), got {batch_size}.")
-    key = _check_key(key)
-    _check_callable(loss_fn)
-    dyn, static = _split_optimizer(optimizer)
+        raise InputValueError(
+            f"`batch_size` must be <= the number of examples ({n}), got {batch_size}."
+        )
+    key = check_key(key)
     return _fit(
         params,
         dyn,
         data,
         key,
+        state,
+        np.int32(start_epoch),
         loss_fn=loss_fn,
         batch_size=batch_size,
         epochs=epochs,
@@ -509,4 +400,13 @@ def fit(
     )
 
 
-__all__ = ["OptimizeResult", "data_size", "epoch_batches", "fit", "minimize", "trajectory"]
+__all__ = [
+    "OptimizeResult",
+    "Status",
+    "data_size",
+    "epoch_batches",
+    "evaluated_state",
+    "fit",
+    "minimize",
+    "trajectory",
+]

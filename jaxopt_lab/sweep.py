@@ -73,16 +73,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxopt_lab.base import Params
 from jaxopt_lab.checks import check_params, check_scalar_fn
-from jaxopt_lab.loops import (
-    _check_callable,
-    _check_count,
-    _check_key,
-    _check_optimizer,
-    _update,
-    _value_and_grad,
-    data_size,
-    epoch_batches,
-)
+from jaxopt_lab._iterate import update as _core_update, value_and_grad as _core_vg
+from jaxopt_lab.checks import check_callable, check_count as _check_count, check_key as _check_key, check_optimizer as _check_optimizer
+from jaxopt_lab.loops import data_size, epoch_batches
+
+
+def _check_callable(fn):
+    check_callable("loss_fn", fn)
+
+
+def _value_and_grad(loss_fn, has_aux, params, *args):
+    o = _core_vg(loss_fn, has_aux, params, args)
+    return o.loss, o.aux, o.grads
+
+
+def _update(opt, loss_fn, has_aux, p, s, loss, grads, args):
+    from jaxopt_lab._iterate import Observation
+    return _core_update(opt, loss_fn, has_aux, p, s, Observation(loss, grads, None), args)
 from jaxopt_lab.transforms import global_norm
 
 _AXIS = "members"

@@ -1,0 +1,329 @@
+r"""The iteration core: one step, one runner, for every loop in the package.
+
+A run is a sequence of *observe* and *advance*:
+
+* ``observe(carry, x)`` gives the loss, gradient and aux at ``carry.params``
+  (:class:`Observation`). A first-order optimizer evaluates ``loss_fn`` there; an
+  optimizer that evaluates the loss itself (a quasi-Newton method, a chain ending in a
+  line search) already did, at the end of its last update, and the observation is read
+  from the carry at no cost.
+* ``advance(carry, obs, x)`` makes one update of the optimizer from that observation.
+
+``x`` is the per-step input: the step index, or the batch indices of a mini-batch step.
+:class:`Stepper` holds the pair; :func:`stepper` builds it for an optimizer.
+
+Two runners record the histories (the loss and gradient norm before each update):
+
+* :func:`run_fixed`: ``lax.scan`` over the per-step inputs, a fixed number of updates;
+* :func:`run_until`: ``lax.while_loop`` that stops on a :class:`Status` (the gradient
+  norm reached ``tol``, the line search can make no further progress, a non-finite
+  value, or the step budget), checked before an update, so no update is thrown away.
+
+``minimize``, ``fit``, ``trajectory`` and every sweep member run through them. Loop
+features are wrappers of a step (:func:`freezing`: a sweep member that diverges keeps
+its last finite carry), never another copy of the loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_lab._tree import Evaluated, all_finite, global_norm
+from jaxopt_lab.base import accepts_extra_args, apply_updates
+
+Params = Any
+
+
+class Status(enum.IntEnum):
+    """Why a run stopped; the codes are SciPy's (``scipy.optimize.minimize``'s BFGS)."""
+
+    CONVERGED = 0  # the gradient norm fell to tol
+    MAX_STEPS = 1  # the step budget was spent
+    NO_PROGRESS = 2  # the line search found no acceptable step (precision limit)
+    NONFINITE = 3  # the loss or the gradient is not finite
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self]
+
+
+MESSAGES = {
+    Status.CONVERGED: "Converged: the gradient norm is at most tol.",
+    Status.MAX_STEPS: "The step budget was reached.",
+    Status.NO_PROGRESS: (
+        "No further progress possible: the line search found no acceptable step "
+        "(precision loss; the gradient cannot reach tol)."
+    ),
+    Status.NONFINITE: "The loss or the gradient is not finite.",
+}
+_RUNNING = -1
+
+
+def status_message(status: Any) -> Any:
+    """The message of a status code; an array of messages for a batch of codes."""
+    codes = np.asarray(status)
+    if codes.ndim == 0:
+        return MESSAGES[Status(int(codes))]
+    return np.vectorize(lambda c: MESSAGES[Status(int(c))], otypes=[object])(codes)
+
+
+class Observation(NamedTuple):
+    loss: jax.Array
+    grads: Params
+    aux: Any
+
+
+class Carry(NamedTuple):
+    """What the loop carries between updates. ``last``: the observation at ``params``
+    for an optimizer that evaluates itself, else the aux of the last evaluation."""
+
+    params: Params
+    state: Any
+    last: Any
+
+
+class Stepper(NamedTuple):
+    observe: Callable[[Carry, Any], Observation]
+    advance: Callable[[Carry, Observation, Any], Carry]
+    reuses: bool  # observing is free: the optimizer evaluated the loss itself
+
+
+# --------------------------------------------------------------------------------------
+# One step
+# --------------------------------------------------------------------------------------
+
+
+def value_and_grad(loss_fn: Callable, has_aux: bool, params: Params, args: tuple) -> Observation:
+    if has_aux:
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
+    else:
+        (loss, grads), aux = jax.value_and_grad(loss_fn)(params, *args), None
+    return Observation(loss, grads, aux)
+
+
+def update(optimizer, loss_fn, has_aux, params, state, obs: Observation, args: tuple):
+    """One optimizer update from an observation; the new params and state. Optimizers
+    that take extra arguments also get ``value``, ``grad`` and ``value_fn``."""
+    if accepts_extra_args(optimizer.update):
+
+        def value_fn(p):
+            out = loss_fn(p, *args)
+            return out[0] if has_aux else out
+
+        updates, state = optimizer.update(
+            obs.grads, state, params, value=obs.loss, grad=obs.grads, value_fn=value_fn
+        )
+    else:
+        updates, state = optimizer.update(obs.grads, state, params)
+    return apply_updates(params, updates), state
+
+
+def evaluated_state(state: Any) -> Evaluated | None:
+    """The :class:`~jaxopt_lab._tree.Evaluated` record of an optimizer that evaluates the
+    loss itself (a quasi-Newton method, or a chain ending in a line search): the value
+    and gradient at the params its last update leads to. None for other optimizers.
+    Only the last transform of a chain counts, since a transform after it would move
+    the params away from the evaluated point."""
+    while True:
+        ev = getattr(state, "evaluated", None)
+        if isinstance(ev, Evaluated):
+            return ev
+        if type(state) is tuple and state:  # a chain's state: look at its last transform
+            state = state[-1]
+            continue
+        return None
+
+
+def stepper(optimizer, loss_fn, has_aux: bool, state: Any, batch_of: Callable | None = None):
+    """The observe/advance pair for ``optimizer`` on ``loss_fn``. ``batch_of(x)`` gives
+    the batch (the extra argument of ``loss_fn``) for the per-step input ``x``; without
+    it ``loss_fn`` takes the params alone. ``state`` (an initial optimizer state) tells
+    whether the optimizer evaluates itself. With mini-batches every step evaluates its
+    own batch: the optimizer's evaluation belongs to the previous batch."""
+    args_of = (lambda x: ()) if batch_of is None else (lambda x: (batch_of(x),))
+    reuses = batch_of is None and evaluated_state(state) is not None
+
+    def observe(c: Carry, x) -> Observation:
+        if reuses:
+            return c.last
+        return value_and_grad(loss_fn, has_aux, c.params, args_of(x))
+
+    def advance(c: Carry, obs: Observation, x) -> Carry:
+        params, state = update(optimizer, loss_fn, has_aux, c.params, c.state, obs, args_of(x))
+        if reuses:
+            ev = evaluated_state(state)
+            return Carry(params, state, Observation(ev.value.astype(obs.loss.dtype), ev.grad, None))
+        return Carry(params, state, obs.aux)
+
+    return Stepper(observe, advance, reuses)
+
+
+def start(step: Stepper, loss_fn, has_aux, params, state, args0: tuple = (), warm=False) -> Carry:
+    """The carry before the first update. An optimizer that evaluates itself is
+    evaluated once here, unless ``warm`` and ``state`` already holds its evaluation at
+    ``params`` (a warm start from a previous run's final state)."""
+    if not step.reuses:
+        aux = None
+        if has_aux:
+            aux = jax.eval_shape(loss_fn, params, *args0)[1]
+            aux = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux)
+        return Carry(params, state, aux)
+    fresh = value_and_grad(loss_fn, has_aux, params, args0)
+    fresh = Observation(fresh.loss, fresh.grads, None)
+    if not warm:
+        return Carry(params, state, fresh)
+    ev = evaluated_state(state)
+    known = Observation(ev.value.astype(fresh.loss.dtype), ev.grad, None)
+    # init leaves the count at 0: the record is empty until the first update
+    obs = jax.tree.map(lambda k, f: jnp.where(ev.num_fun_evals > 0, k, f), known, fresh)
+    return Carry(params, state, obs)
+
+
+def norm_of(obs: Observation) -> jax.Array:
+    return global_norm(obs.grads).astype(obs.loss.dtype)
+
+
+def freezing(step: Stepper, threshold: jax.Array) -> Stepper:
+    """``step`` for a sweep member that may diverge. The carry becomes ``(carry,
+    dead_at)``; at the first step ``t`` whose loss or gradient is not finite, whose loss
+    exceeds ``threshold``, or whose update makes a param non-finite, ``dead_at`` becomes
+    ``t`` and the carry stays as it was from then on. ``x`` is ``(t, input)``."""
+
+    def observe(c, x):
+        return step.observe(c[0], x[1])
+
+    def advance(c, obs, x):
+        inner, dead_at = c
+        new = step.advance(inner, obs, x[1])
+        ok = jnp.isfinite(obs.loss) & jnp.isfinite(norm_of(obs)) & (obs.loss <= threshold)
+        ok = ok & all_finite(new.params)
+        alive = dead_at < 0
+        inner = jax.tree.map(lambda n, o: jnp.where(ok & alive, n, o), new, inner)
+        return inner, jnp.where(alive & ~ok, x[0], dead_at)
+
+    return Stepper(observe, advance, step.reuses)
+
+
+# --------------------------------------------------------------------------------------
+# The runners
+# --------------------------------------------------------------------------------------
+
+
+def loss_and_norm(carry, obs: Observation):
+    """The default record of a step: the loss and gradient norm before the update."""
+    del carry
+    return obs.loss, norm_of(obs)
+
+
+def run_fixed(step: Stepper, carry, xs, record: Callable = loss_and_norm, length=None):
+    """``lax.scan`` of observe-record-advance over the per-step inputs ``xs`` (or
+    ``length`` steps with no input); returns the final carry and the stacked records."""
+
+    def body(c, x):
+        obs = step.observe(c, x)
+        rec = record(c, obs)
+        return step.advance(c, obs, x), rec
+
+    return jax.lax.scan(body, carry, xs, length=length)
+
+
+def fixed_status(losses: jax.Array, norms: jax.Array) -> jax.Array:
+    """A fixed-length run ends on its step budget, or non-finite when a loss or a
+    gradient norm along the way was not finite."""
+    finite = jnp.all(jnp.isfinite(losses)) & jnp.all(jnp.isfinite(norms))
+    return jnp.where(finite, Status.MAX_STEPS, Status.NONFINITE).astype(jnp.int32)
+
+
+class Until(NamedTuple):
+    """What :func:`run_until` returns."""
+
+    carry: Carry
+    losses: jax.Array  # (steps,), padded after num_steps with the last recorded value
+    norms: jax.Array
+    num_steps: jax.Array  # updates made
+    status: jax.Array
+    num_observed: jax.Array  # observations made (evaluations, for a first-order method)
+
+
+def _status(obs: Observation, norm, stalled, i, steps, tol) -> jax.Array:
+    s = jnp.int32(_RUNNING)
+    if tol is not None:
+        s = jnp.where(norm <= tol, Status.CONVERGED, s)
+    bad = ~jnp.isfinite(obs.loss) | ~jnp.isfinite(norm)
+    s = jnp.where((s == _RUNNING) & bad, Status.NONFINITE, s)
+    s = jnp.where((s == _RUNNING) & stalled, Status.NO_PROGRESS, s)
+    return jnp.where((s == _RUNNING) & (i >= steps), Status.MAX_STEPS, s).astype(jnp.int32)
+
+
+def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, x_of: Callable = lambda i: i):
+    """``lax.while_loop`` of at most ``steps`` updates that stops on a :class:`Status`,
+    tested on the observation at the current params before each update. A first-order
+    method does not evaluate the params after its last allowed update (nothing would
+    use them); an optimizer that evaluates itself has them already, so they are tested
+    for convergence too."""
+    obs0 = step.observe(carry, x_of(0))
+    dtype = obs0.loss.dtype
+    history = jnp.zeros((steps,), dtype)
+
+    def stalled_of(c):
+        ev = evaluated_state(c.state)
+        return jnp.asarray(False) if ev is None else jnp.asarray(ev.stalled)
+
+    def record(losses, norms, i, obs, norm):
+        at = jnp.minimum(i, steps - 1)
+        keep = i < steps
+        losses = losses.at[at].set(jnp.where(keep, obs.loss, losses[at]))
+        return losses, norms.at[at].set(jnp.where(keep, norm, norms[at]))
+
+    def cond(loop):
+        return loop[-1] == _RUNNING
+
+    def body(loop):
+        i, c, obs, losses, norms, n_obs, _ = loop
+        c = step.advance(c, obs, x_of(i))
+        i = i + 1
+        if step.reuses:
+            obs, observed = step.observe(c, x_of(i)), jnp.asarray(True)
+        else:  # the budget's end: no evaluation nobody reads
+            observed = i < steps
+            obs = jax.lax.cond(observed, lambda: step.observe(c, x_of(i)), lambda: obs)
+        norm = norm_of(obs)
+        losses, norms = record(losses, norms, i, obs, norm)
+        status = _status(obs, norm, stalled_of(c), i, steps, tol)
+        status = jnp.where(observed, status, Status.MAX_STEPS).astype(jnp.int32)
+        return i, c, obs, losses, norms, n_obs + observed.astype(jnp.int32), status
+
+    norm0 = norm_of(obs0)
+    losses, norms = record(history, history, 0, obs0, norm0)
+    status0 = _status(obs0, norm0, jnp.asarray(False), 0, steps, tol)
+    loop = (jnp.asarray(0), carry, obs0, losses, norms, jnp.asarray(1), status0)
+    i, carry, obs, losses, norms, n_obs, status = jax.lax.while_loop(cond, body, loop)
+    if not step.reuses:
+        carry = carry._replace(last=obs.aux)
+    losses, norms = pad_history(losses, norms, i, steps)
+    return Until(carry, losses, norms, i, status, n_obs)
+
+
+def pad_history(losses, norms, i, steps):
+    """After a run stopped at step i the history repeats its last recorded value."""
+    last = jnp.minimum(i, steps - 1)
+    idx = jnp.arange(steps)
+    return jnp.where(idx > last, losses[last], losses), jnp.where(idx > last, norms[last], norms)
+
+
+__all__ = [
+    "Carry",
+    "Observation",
+    "Status",
+    "Stepper",
+    "evaluated_state",
+    "freezing",
+    "run_fixed",
+    "run_until",
+    "stepper",
+]
