@@ -26,7 +26,7 @@ from jaxopt_lab.base import (
 from jaxopt_lab.errors import InputError, InputTypeError, InputValueError
 from jaxopt_lab.gradients import check_grad, numerical_grad
 from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
-from jaxopt_lab.loops import OptimizeResult, fit, minimize, trajectory
+from jaxopt_lab.loops import OptimizeResult, Status, fit, minimize, trajectory
 from jaxopt_lab.optimizers import (
     adabelief,
     adadelta,
@@ -115,6 +115,7 @@ __all__ = [
     "backtracking_linesearch",
     "zoom_linesearch",
     "OptimizeResult",
+    "Status",
     "fit",
     "minimize",
     "trajectory",

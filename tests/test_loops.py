@@ -289,3 +289,99 @@ def test_trajectory_refuses_bad_input():
         jol.trajectory(lambda x: jnp.sum(x**2), jnp.ones(2), jol.sgd(0.1), 0)
     with pytest.raises(TypeError):
         jol.trajectory(lambda x: jnp.sum(x**2), jnp.ones(2, jnp.int32), jol.sgd(0.1), 3)
+
+
+# ---------------------------------------------------------------- status and warm starts
+
+
+def _same(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_status_of_first_order_runs():
+    x0 = jnp.array([1.5, -0.5])
+    done = jol.minimize(rosenbrock, x0, jol.adam(0.01), 20000, tol=1e-3)
+    assert int(done.status) == jol.Status.CONVERGED and bool(done.converged)
+    assert "Converged" in done.message
+    budget = jol.minimize(rosenbrock, x0, jol.adam(0.01), 10, tol=1e-12)
+    assert int(budget.status) == jol.Status.MAX_STEPS and int(budget.num_steps) == 10
+    assert int(budget.num_fun_evals) == 10  # the point after the last update is not evaluated
+    fixed = jol.minimize(rosenbrock, x0, jol.adam(0.01), 10)
+    assert int(fixed.status) == jol.Status.MAX_STEPS and "budget" in fixed.message
+    # sgd with a huge step overflows: the run stops on the first non-finite value
+    blow = jol.minimize(rosenbrock, x0, jol.sgd(1.0), 500, tol=1e-6)
+    assert int(blow.status) == jol.Status.NONFINITE and int(blow.num_steps) < 500
+    assert not np.isfinite(np.asarray(blow.losses)[int(blow.num_steps)])
+    assert int(jol.minimize(rosenbrock, x0, jol.sgd(1.0), 50).status) == jol.Status.NONFINITE
+
+
+def test_status_per_member_under_vmap():
+    x0 = jnp.array([1.5, -0.5])
+    lrs = jnp.array([1e-3, 1e-2, 1.0])
+    res = jax.vmap(lambda lr: jol.minimize(rosenbrock, x0, jol.sgd(lr), 300, tol=1e-1))(lrs)
+    status = np.asarray(res.status)
+    assert status.shape == (3,)
+    assert status[2] == jol.Status.NONFINITE
+    assert status[0] == jol.Status.MAX_STEPS
+    assert list(res.message) == [jol.Status(int(s)).message for s in status]
+
+
+@pytest.mark.parametrize("tol", [None, 1e-30])
+def test_minimize_continues_bit_for_bit(dtype, tol):
+    params = {"a": jnp.array([1.5, -0.5], dtype), "b": [jnp.ones((2, 3), dtype)]}
+
+    def loss(p):
+        return rosenbrock(p["a"]) + jnp.sum((p["b"][0] - 0.5) ** 4)
+
+    opt = jol.adamw(jol.cosine_decay_schedule(0.05, 200), weight_decay=1e-2)
+    whole = jol.minimize(loss, params, opt, 200, tol=tol)
+    first = jol.minimize(loss, params, opt, 100, tol=tol)
+    rest = jol.minimize(loss, first.params, opt, 100, tol=tol, state=first.state)
+    _same((whole.params, whole.state), (rest.params, rest.state))
+    np.testing.assert_array_equal(whole.losses, np.concatenate([first.losses, rest.losses]))
+    np.testing.assert_array_equal(
+        whole.grad_norms, np.concatenate([first.grad_norms, rest.grad_norms])
+    )
+
+
+@pytest.mark.parametrize("make", [jol.lbfgs, jol.bfgs])
+def test_minimize_continues_a_quasi_newton_solve_bit_for_bit(make):
+    x0 = jnp.array([-1.2, 1.0])
+    whole = jol.minimize(rosenbrock, x0, make(), 20)
+    first = jol.minimize(rosenbrock, x0, make(), 10)
+    rest = jol.minimize(rosenbrock, first.params, make(), 10, state=first.state)
+    _same((whole.params, whole.state), (rest.params, rest.state))
+    np.testing.assert_array_equal(whole.losses, np.concatenate([first.losses, rest.losses]))
+    # the continuation reads the start's evaluation from the state: no evaluation is repeated
+    assert int(first.num_fun_evals) + int(rest.num_fun_evals) == int(whole.num_fun_evals)
+
+
+def test_fit_continues_bit_for_bit():
+    x = jax.random.normal(jax.random.PRNGKey(0), (45, 3))
+    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
+    params = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
+
+    def loss(p, batch):
+        bx, by = batch
+        return jnp.mean((bx @ p["w"] + p["b"] - by) ** 2)
+
+    opt = jol.sgd(jol.exponential_decay(0.05, 10, 0.9), momentum=0.9)
+    kw = dict(batch_size=7, key=jax.random.PRNGKey(3))
+    whole = jol.fit(loss, params, opt, (x, y), epochs=4, **kw)
+    first = jol.fit(loss, params, opt, (x, y), epochs=2, **kw)
+    rest = jol.fit(
+        loss, first.params, opt, (x, y), epochs=2, state=first.state, start_epoch=2, **kw
+    )
+    _same((whole.params, whole.state), (rest.params, rest.state))
+    np.testing.assert_array_equal(whole.losses, np.concatenate([first.losses, rest.losses]))
+
+
+def test_warm_start_refuses_a_state_of_another_optimizer():
+    x0 = jnp.array([1.0, 2.0])
+    other = jol.sgd(0.1).init(x0)
+    with pytest.raises(jol.InputError, match="state"):
+        jol.minimize(rosenbrock, x0, jol.adam(0.1), 5, state=other)
+    with pytest.raises(jol.InputError, match="start_epoch"):
+        jol.fit(lambda p, b: jnp.sum(p * b), x0, jol.sgd(0.1), jnp.ones((4, 2)),
+                batch_size=2, epochs=1, key=0, start_epoch=-1)  # fmt: skip
