@@ -23,7 +23,12 @@ from jaxopt_lab.base import (
     chain,
     identity,
 )
-from jaxopt_lab.errors import InputError, InputTypeError, InputValueError
+from jaxopt_lab.errors import (
+    InputError,
+    InputFileNotFoundError,
+    InputTypeError,
+    InputValueError,
+)
 from jaxopt_lab.gradients import check_grad, numerical_grad
 from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
 from jaxopt_lab.loops import OptimizeResult, Status, fit, minimize, trajectory
@@ -100,6 +105,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "InputError",
+    "InputFileNotFoundError",
     "InputTypeError",
     "InputValueError",
     "problems",

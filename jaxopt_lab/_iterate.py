@@ -188,11 +188,13 @@ def norm_of(obs: Observation) -> jax.Array:
     return global_norm(obs.grads).astype(obs.loss.dtype)
 
 
-def freezing(step: Stepper, threshold: jax.Array) -> Stepper:
+def freezing(step: Stepper, threshold: jax.Array, checked: bool = True) -> Stepper:
     """``step`` for a sweep member that may diverge. The carry becomes ``(carry,
-    dead_at)``; at the first step ``t`` whose loss or gradient is not finite, whose loss
-    exceeds ``threshold``, or whose update makes a param non-finite, ``dead_at`` becomes
-    ``t`` and the carry stays as it was from then on. ``x`` is ``(t, input)``."""
+    dead_at)`` and the per-step input ``(t, x)``: ``x`` goes to ``step``, ``t`` is the
+    step's global index. At the first step whose loss or gradient is not finite, whose
+    loss exceeds ``threshold``, or whose update makes a param non-finite, ``dead_at``
+    becomes ``t`` and the carry stays as it was from then on. ``checked=False`` is the
+    fast path: the same carry and inputs, no test (``dead_at`` stays as it came)."""
 
     def observe(c, x):
         return step.observe(c[0], x[1])
@@ -200,6 +202,8 @@ def freezing(step: Stepper, threshold: jax.Array) -> Stepper:
     def advance(c, obs, x):
         inner, dead_at = c
         new = step.advance(inner, obs, x[1])
+        if not checked:
+            return new, dead_at
         ok = jnp.isfinite(obs.loss) & jnp.isfinite(norm_of(obs)) & (obs.loss <= threshold)
         ok = ok & all_finite(new.params)
         alive = dead_at < 0

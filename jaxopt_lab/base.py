@@ -29,10 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_lab.checks import (  # re-exported: the transforms import them from here
+    check_optimizer,
     check_params,
     check_same_structure,
     is_arraylike,
 )
+from jaxopt_lab.errors import InputValueError
 
 PyTree = Any
 Params = Any
@@ -165,7 +167,7 @@ class HyperFunction:
         fn, keys = aux
         obj = object.__new__(cls)
         obj.fn = fn
-        obj.hparams = dict(zip(keys, children))
+        obj.hparams = dict(zip(keys, children, strict=True))
         return obj
 
 
@@ -279,14 +281,14 @@ def _chain_init(h: HParams, params: Params) -> tuple:
 
 def _chain_update(h: HParams, updates, state, params=None, **extra_args):
     if len(state) != len(h.updates):
-        raise ValueError(
+        raise InputValueError(
             f"`state` has {len(state)} entries but the chain has {len(h.updates)} "
             "transforms; was it created by this optimizer's init?"
         )
     if params is not None:
         check_same_structure(updates, params, "params")
     new_state = []
-    for update, s in zip(map(unwrap, h.updates), state):
+    for update, s in zip(map(unwrap, h.updates), state, strict=True):
         if accepts_extra_args(update):
             updates, s = update(updates, s, params, **extra_args)
         else:
@@ -302,11 +304,7 @@ def chain(*transforms: Any) -> Optimizer:
     is a tuple of the inner states.
     """
     for i, t in enumerate(transforms):
-        if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
-            raise TypeError(
-                f"chain: argument {i} must have callable `.init` and `.update`, "
-                f"got {type(t).__name__}."
-            )
+        check_optimizer(t, f"transforms[{i}]")
     inits = tuple(_as_child(t.init) for t in transforms)
     updates = tuple(_as_child(t.update) for t in transforms)
     return Optimizer(bind(_chain_init, inits=inits), bind(_chain_update, updates=updates))

@@ -26,18 +26,21 @@ def is_arraylike(x: Any) -> bool:
     )
 
 
-def check_count(name: str, value: Any, low: int = 1) -> int:
-    """An integer count (steps, epochs, sizes) of at least ``low``, as a Python int."""
+def check_count(name: str, value: Any, low: int | None = 1) -> int:
+    """An integer count (steps, epochs, sizes) of at least ``low`` (any int with
+    ``low=None``), as a Python int."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise InputTypeError(f"`{name}` must be an int, got {type(value).__name__}: {value!r}.")
-    if value < low:
+    if low is not None and value < low:
         raise InputValueError(f"`{name}` must be >= {low}, got {value}.")
     return int(value)
 
 
 def check_real(name: str, value: Any) -> float:
     """A concrete finite real number (a Python number or a 0-d array), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
+        raise InputTypeError(f"`{name}` must be a real number, got a bool: {value!r}.")
+    if not isinstance(value, numbers.Real):
         try:
             value = float(np.asarray(value))  # a concrete 0-d array is fine
         except Exception:
@@ -233,8 +236,8 @@ def check_scalar_fn(
 
 
 def check_same_structure(updates: Any, reference: Any, reference_name: str) -> None:
-    """Raise a ValueError showing both structures when ``updates`` and ``reference``
-    are not the same tree."""
+    """Raise an InputValueError showing both structures when ``updates`` and
+    ``reference`` are not the same tree."""
     a, b = jax.tree.structure(updates), jax.tree.structure(reference)
     if a != b:
         raise InputValueError(

@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
+from jaxopt_lab.errors import InputError
+
 OPTIMIZERS = (
     "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam",
     "amsgrad", "adabelief", "radam", "lion", "lamb", "yogi", "adadelta", "sign_sgd",
@@ -35,7 +37,7 @@ OPTIMIZERS = (
 DEFAULT_OUT = "jaxopt-lab-out"
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A mistake in the command line or its environment: reported in one line, status 2."""
 
 
@@ -198,9 +200,12 @@ def sweep_table(result: Any, problem: Any) -> str:
                 metric = np.nanmean(metric, -1)
         header.append(f"test {problem.metric_name}")
         columns.append([f"{m:.4f}" for m in np.ravel(metric)])
-    widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, columns)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in zip(*columns)]
+    widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, columns, strict=True)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += [
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+        for row in zip(*columns, strict=True)
+    ]
     return "\n".join(lines)
 
 
@@ -541,27 +546,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as e:
-        print(f"jaxopt-lab {args.command}: error: {e}", file=sys.stderr)
+    except InputError as e:
+        # A UsageError of this module, or an argument the library refused (a bad
+        # combination, a refused resume): the message names it, which is all a
+        # command-line user needs. Any other exception is a bug and keeps its traceback.
+        first = (str(e).splitlines() or [""])[0]
+        print(f"jaxopt-lab {args.command}: error: {first}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError) as e:
-        # The library's own argument checks (a refused resume, a bad combination): they
-        # name the argument, which is all a command-line user needs.
-        if _raised_by_validation(e):
-            print(f"jaxopt-lab {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-            return 2
-        raise
-
-
-def _raised_by_validation(error: BaseException) -> bool:
-    """True when the error comes from a ``_check*`` function of this package."""
-    tb = error.__traceback__
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name.startswith("_check") and "jaxopt_lab" in code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
 
 
 if __name__ == "__main__":

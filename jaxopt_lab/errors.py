@@ -23,4 +23,8 @@ class InputTypeError(InputError, TypeError):
     """An argument is of the wrong type or kind (also a ``TypeError``)."""
 
 
-__all__ = ["InputError", "InputTypeError", "InputValueError"]
+class InputFileNotFoundError(InputError, FileNotFoundError):
+    """A path argument names no file (also a ``FileNotFoundError``)."""
+
+
+__all__ = ["InputError", "InputFileNotFoundError", "InputTypeError", "InputValueError"]

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxopt_lab.base import Params
-from jaxopt_lab.checks import check_params, check_scalar_fn
+from jaxopt_lab.checks import check_params, check_real, check_scalar_fn
+from jaxopt_lab.errors import InputValueError
 
 
 def numerical_grad(
@@ -40,8 +41,8 @@ def numerical_grad(
     x, unravel = ravel_pytree(params)
     if eps is None:
         eps = float(jnp.finfo(x.dtype).eps) ** (1.0 / 3.0)
-    elif not eps > 0:
-        raise ValueError(f"`eps` must be > 0, got {eps!r}.")
+    elif not check_real("eps", eps) > 0:
+        raise InputValueError(f"`eps` must be > 0, got {eps!r}.")
     steps = eps * jnp.maximum(1.0, jnp.abs(x))
 
     def partial(i):
@@ -77,15 +78,15 @@ def check_grad(
     """
     check_params(params)
     check_scalar_fn(f, (params,), "f")
+    if not check_real("floor", floor) > 0:
+        raise InputValueError(f"`floor` must be > 0, got {floor!r}.")
     grad_fn = jax.grad(f) if grad_fn is None else grad_fn
     a, _ = ravel_pytree(grad_fn(params))
     b, _ = ravel_pytree(numerical_grad(f, params, eps))
     if a.shape != b.shape:
-        raise ValueError(f"`grad_fn` returned {a.size} entries; params have {b.size}.")
+        raise InputValueError(f"`grad_fn` returned {a.size} entries; params have {b.size}.")
     if a.size == 0:
         return 0.0
-    if not floor > 0:
-        raise ValueError(f"`floor` must be > 0, got {floor!r}.")
     scale = floor * jnp.maximum(1.0, jnp.max(jnp.abs(a)))
     scale = jnp.maximum(jnp.maximum(jnp.abs(a), jnp.abs(b)), scale)
     return float(jnp.max(jnp.abs(a - b) / scale))

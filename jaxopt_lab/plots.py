@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from jaxopt_lab.errors import InputTypeError, InputValueError
+
 _DIVERGED_COLOR = "tab:red"
 
 
@@ -46,7 +48,9 @@ def _config_matrix(result: Any, values: np.ndarray) -> tuple[np.ndarray, list[st
     matrix = values.reshape(k, -1, s)
     labels = []
     for idx in np.ndindex(*[len(result.axes[n]) for n in names]):
-        labels.append(", ".join(f"{n}={result.axes[n][i]:.3g}" for n, i in zip(names, idx)))
+        labels.append(
+            ", ".join(f"{n}={result.axes[n][i]:.3g}" for n, i in zip(names, idx, strict=True))
+        )
     return matrix, labels or [""]
 
 
@@ -112,7 +116,7 @@ def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
     for idx in result.ranking()[:top]:
         label = ", ".join(
             f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}"
-            for n, i in zip(names, idx)
+            for n, i in zip(names, idx, strict=True)
         )
         losses = result.losses[idx]
         curves[label] = losses.mean(axis=0) if "seed" in result.axes else losses
@@ -140,11 +144,11 @@ def loss_curves(
         curves = _top_curves(curves, top)
         title = title or f"Loss curves of the {len(curves)} best learning rates"
     elif not hasattr(curves, "items"):
-        raise TypeError(
+        raise InputTypeError(
             f"`curves` must be a SweepResult or a mapping label -> losses, got {type(curves).__name__}."
         )
     if smooth is not None and (not isinstance(smooth, int) or smooth < 1):
-        raise ValueError(f"`smooth` must be a positive number of steps, got {smooth!r}.")
+        raise InputValueError(f"`smooth` must be a positive number of steps, got {smooth!r}.")
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot()
     everything = []
@@ -201,7 +205,7 @@ def contour_trajectories(
     paths = {k: np.asarray(v, float) for k, v in paths.items()}
     for label, p in paths.items():
         if p.ndim != 2 or p.shape[1] != 2 or not len(p):
-            raise ValueError(
+            raise InputValueError(
                 f"`paths[{label!r}]` must be a (T, 2) array of iterates, got shape {p.shape}."
             )
     mins = np.zeros((0, 2)) if minimizers is None else np.asarray(minimizers, float).reshape(-1, 2)
@@ -288,7 +292,9 @@ def learning_rate_effect(
             return jnp.reshape(fn(x[0]), ())
 
     if not len(learning_rates):
-        raise ValueError("`learning_rates` must hold at least one learning rate (one panel each).")
+        raise InputValueError(
+            "`learning_rates` must hold at least one learning rate (one panel each)."
+        )
     start = jnp.asarray([x0], jnp.float32)
     runs = [np.asarray(trajectory(f1, start, sgd(lr), steps))[:, 0] for lr in learning_rates]
     if bounds is None:  # the box the tame runs explore; a diverging run leaves it
@@ -302,7 +308,7 @@ def learning_rate_effect(
     ys = np.asarray(jax.vmap(f1)(jnp.asarray(xs, jnp.float32)))
     fig = Figure(figsize=(3.4 * len(runs), 3.6))
     axes = fig.subplots(1, len(runs), squeeze=False)[0]
-    for ax, lr, xs_path in zip(axes, learning_rates, runs):
+    for ax, lr, xs_path in zip(axes, learning_rates, runs, strict=True):
         ax.plot(xs, ys, color="0.3", linewidth=1.2)
         inside = np.isfinite(xs_path) & (xs_path >= bounds[0]) & (xs_path <= bounds[1])
         shown = xs_path[inside]

@@ -19,7 +19,8 @@ Design:
 * **Pure JAX.** Every ``fn``, ``loss``, ``predict`` and ``metric`` is a pure function
   that works under ``jax.jit``, ``jax.vmap``, ``jax.grad``/``jax.hessian`` and inside
   ``lax.scan``. No Python branching on array values; only shapes are inspected (they are
-  static under tracing), and a wrong shape raises a ``ValueError`` that names it.
+  static under tracing), and a wrong shape raises an ``InputValueError`` (a
+  ``ValueError``) that names it.
 * **The dtype follows the input.** A test function evaluated at a float64 point computes
   in float64 (with ``jax_enable_x64``), at a float32 point in float32: constants are
   Python numbers (weakly typed) or are cast to ``x.dtype``. ``x0`` and ``minimizers`` are
@@ -74,6 +75,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxopt_lab.errors import InputTypeError, InputValueError
 
 Array = jax.Array
 Params = Any
@@ -162,24 +165,26 @@ class DataProblem(NamedTuple):
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+        raise InputTypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise InputValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
 def _check_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
+        raise InputTypeError(f"{name} must be a real number, got a bool: {value!r}")
+    if not isinstance(value, numbers.Real):
         try:
             value = float(np.asarray(value))  # a concrete 0-d array is fine
         except Exception:
-            raise TypeError(
+            raise InputTypeError(
                 f"{name} must be a concrete real number, got {value!r} "
                 f"of type {type(value).__name__}"
             ) from None
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise InputValueError(f"{name} must be finite, got {value}")
     return value
 
 
@@ -189,7 +194,7 @@ def _as_point(x: Any, n: int, fn_name: str) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
     if x.shape != (n,):
-        raise ValueError(
+        raise InputValueError(
             f"{fn_name}: x must have shape ({n},), got {x.shape}; "
             "use jax.vmap to evaluate a batch of points"
         )
@@ -250,9 +255,9 @@ def ill_conditioned_quadratic(n: int = 2, condition_number: float = 100.0) -> Te
     n = _check_int("n", n, 1)
     kappa = _check_real("condition_number", condition_number)
     if kappa < 1.0:
-        raise ValueError(f"condition_number must be >= 1, got {kappa}")
+        raise InputValueError(f"condition_number must be >= 1, got {kappa}")
     if n == 1 and kappa != 1.0:
-        raise ValueError(
+        raise InputValueError(
             f"a 1-D quadratic has condition number 1; got n=1 with condition_number={kappa}"
         )
     d_np = np.geomspace(1.0, kappa, n) if n > 1 else np.ones(1)
@@ -520,7 +525,7 @@ def _initializer(spec: Any) -> Callable[[Array], Params]:
     def draw(key: Array) -> Params:
         noise = jax.random.normal(key, (sum(sizes),), dtype=jnp.float32)
         out, offset = [], 0
-        for leaf, size in zip(leaves, sizes):
+        for leaf, size in zip(leaves, sizes, strict=True):
             if leaf.std:
                 out.append(leaf.std * noise[offset : offset + size].reshape(leaf.shape))
             else:
@@ -530,7 +535,7 @@ def _initializer(spec: Any) -> Callable[[Array], Params]:
 
     def init_params(key: Array) -> Params:
         if not isinstance(key, jax.Array):
-            raise TypeError(
+            raise InputTypeError(
                 "key must be a JAX PRNG key (jax.random.key(seed) or "
                 f"jax.random.PRNGKey(seed)), got {type(key).__name__}"
             )
@@ -576,7 +581,7 @@ def linear_regression(
     w_true = _check_real("slope", slope)
     sigma = _check_real("noise", noise)
     if sigma < 0:
-        raise ValueError(f"noise must be >= 0, got {sigma}")
+        raise InputValueError(f"noise must be >= 0, got {sigma}")
     seed = _check_int("seed", seed, 0)
 
     kx, ke = jax.random.split(jax.random.PRNGKey(seed))
@@ -723,10 +728,6 @@ def _cached_split(
     return out  # type: ignore[return-value]
 
 
-def _check_seed(seed: Any) -> int:
-    return _check_int("seed", seed, 0)
-
-
 def _classifier(
     name: str,
     init_params: Callable[[Array], Params],
@@ -773,11 +774,11 @@ def logistic_regression(digits: tuple[int, int] = (0, 1), seed: int = 0) -> Data
         or len(digits) != 2
         or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in digits)
     ):
-        raise TypeError(f"digits must be a pair of ints in 0..9, got {digits!r}")
+        raise InputTypeError(f"digits must be a pair of ints in 0..9, got {digits!r}")
     pair = (int(digits[0]), int(digits[1]))
     if not all(0 <= d <= 9 for d in pair) or pair[0] == pair[1]:
-        raise ValueError(f"digits must be two different ints in 0..9, got {digits!r}")
-    seed = _check_seed(seed)
+        raise InputValueError(f"digits must be two different ints in 0..9, got {digits!r}")
+    seed = _check_int("seed", seed, 0)
     x_tr, x_te, y_tr, y_te = _digits_split(pair, seed, "logistic_regression")
 
     init_params = _initializer({"w": _Normal((64,), 0.01), "b": _Normal(())})
@@ -823,7 +824,7 @@ def digits_mlp(hidden: int = 64, seed: int = 0) -> DataProblem:
     Requires scikit-learn. See :func:`logistic_regression` for the data reference.
     """
     hidden = _check_int("hidden", hidden, 1)
-    seed = _check_seed(seed)
+    seed = _check_int("seed", seed, 0)
     x_tr, x_te, y_tr, y_te = _digits_split(None, seed, "digits_mlp")
 
     init_params = _initializer(
@@ -837,7 +838,7 @@ def digits_mlp(hidden: int = 64, seed: int = 0) -> DataProblem:
 
     def logits(params: Params, x: Array) -> Array:
         if x.shape[-1:] != (64,):
-            raise ValueError(f"digits_mlp: x must have shape (..., 64), got {x.shape}")
+            raise InputValueError(f"digits_mlp: x must have shape (..., 64), got {x.shape}")
         h = jax.nn.relu(x @ params["w1"] + params["b1"])
         return h @ params["w2"] + params["b2"]
 
@@ -909,7 +910,7 @@ def digits_cnn(seed: int = 0) -> DataProblem:
 
     Requires scikit-learn.
     """
-    seed = _check_seed(seed)
+    seed = _check_int("seed", seed, 0)
     x_tr, x_te, y_tr, y_te = _digits_split(None, seed, "digits_cnn")
     train = _data(x_tr.reshape(-1, 8, 8, 1), y_tr)
     test = _data(x_te.reshape(-1, 8, 8, 1), y_te)
@@ -931,7 +932,7 @@ def digits_cnn(seed: int = 0) -> DataProblem:
         elif x.shape[-1:] == (64,):
             batch_shape = x.shape[:-1]
         else:
-            raise ValueError(
+            raise InputValueError(
                 f"digits_cnn: x must have shape (..., 8, 8, 1) or (..., 64), got {x.shape}"
             )
         dtype = jnp.result_type(x.dtype, params["conv1"]["w"].dtype)

@@ -18,15 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab.base import HyperFunction, Static, bind, complement
-from jaxopt_lab.checks import check_hyperparameter, is_concrete
-
-
-def _check_steps(name: str, value: Any, *, positive: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, jnp.integer)):
-        raise TypeError(f"`{name}` must be a Python int, got {type(value).__name__}: {value!r}.")
-    if positive and value <= 0:
-        raise ValueError(f"`{name}` must be > 0, got {value}.")
-    return int(value)
+from jaxopt_lab.checks import check_count, check_hyperparameter, is_concrete
+from jaxopt_lab.errors import InputTypeError, InputValueError
 
 
 def constant_schedule(value: Any) -> HyperFunction:
@@ -50,8 +43,8 @@ def polynomial_schedule(
     constant ``init_value`` and a negative ``transition_begin`` counts as 0 (as in optax)."""
     for name, v in (("init_value", init_value), ("end_value", end_value), ("power", power)):
         check_hyperparameter(name, v, low=None)
-    steps = _check_steps("transition_steps", transition_steps)
-    begin = max(_check_steps("transition_begin", transition_begin), 0)
+    steps = check_count("transition_steps", transition_steps, low=None)
+    begin = max(check_count("transition_begin", transition_begin, low=None), 0)
     if steps <= 0:
         return constant_schedule(init_value)
     return bind(
@@ -93,8 +86,8 @@ def exponential_decay(
     check_hyperparameter("init_value", init_value, low=None)
     check_hyperparameter("decay_rate", decay_rate, low=None)
     check_hyperparameter("end_value", end_value, low=None, allow_none=True)
-    steps = _check_steps("transition_steps", transition_steps)
-    begin = max(_check_steps("transition_begin", transition_begin), 0)
+    steps = check_count("transition_steps", transition_steps, low=None)
+    begin = max(check_count("transition_begin", transition_begin, low=None), 0)
     if steps <= 0 or (is_concrete(decay_rate) and np.all(np.asarray(decay_rate) == 0)):
         return constant_schedule(init_value)
     return bind(
@@ -132,7 +125,7 @@ def cosine_decay_schedule(
     check_hyperparameter("init_value", init_value, low=None)
     check_hyperparameter("alpha", alpha, low=None)
     check_hyperparameter("exponent", exponent, low=None)
-    steps = _check_steps("decay_steps", decay_steps, positive=True)
+    steps = check_count("decay_steps", decay_steps)
     return bind(
         _cosine,
         init_value=init_value,
@@ -153,10 +146,10 @@ def join_schedules(schedules: Sequence[Any], boundaries: Sequence[int]) -> Hyper
     r"""Run ``schedules[i]`` from ``boundaries[i-1]`` on, each restarted at step 0."""
     schedules = tuple(schedules)
     if not schedules or not all(callable(s) for s in schedules):
-        raise TypeError("`schedules` must be a non-empty sequence of callables.")
-    bounds = tuple(_check_steps("boundaries", b) for b in boundaries)
+        raise InputTypeError("`schedules` must be a non-empty sequence of callables.")
+    bounds = tuple(check_count("boundaries", b, low=None) for b in boundaries)
     if len(bounds) != len(schedules) - 1:
-        raise ValueError(
+        raise InputValueError(
             f"`boundaries` must have len(schedules) - 1 = {len(schedules) - 1} entries, "
             f"got {len(bounds)}."
         )
@@ -165,7 +158,7 @@ def join_schedules(schedules: Sequence[Any], boundaries: Sequence[int]) -> Hyper
 
 def _join(h, count):
     value = _call(h.schedules[0], count)
-    for boundary, schedule in zip(h.boundaries, h.schedules[1:]):
+    for boundary, schedule in zip(h.boundaries, h.schedules[1:], strict=True):
         value = jnp.where(count < boundary, value, _call(schedule, count - boundary))
     return value
 
@@ -186,7 +179,9 @@ def warmup_cosine_decay_schedule(
     cosine decay to ``end_value`` at ``decay_steps`` (counted from step 0)."""
     check_hyperparameter("peak_value", peak_value, low=None)
     check_hyperparameter("end_value", end_value, low=None)
-    warmup = _check_steps("warmup_steps", warmup_steps)
+    warmup = check_count("warmup_steps", warmup_steps, low=None)
+    # the cosine part runs decay_steps - warmup_steps >= 1 steps
+    decay = check_count("decay_steps", decay_steps, low=warmup + 1)
     if is_concrete(peak_value) and not isinstance(peak_value, jnp.ndarray):
         alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
     else:
@@ -194,7 +189,7 @@ def warmup_cosine_decay_schedule(
     return join_schedules(
         [
             linear_schedule(init_value, peak_value, warmup),
-            cosine_decay_schedule(peak_value, decay_steps - warmup, alpha=alpha, exponent=exponent),
+            cosine_decay_schedule(peak_value, decay - warmup, alpha=alpha, exponent=exponent),
         ],
         [warmup],
     )
@@ -208,7 +203,7 @@ def piecewise_constant_schedule(
     check_hyperparameter("init_value", init_value, low=None)
     items = sorted((boundaries_and_scales or {}).items())
     for b, s in items:
-        _check_steps("boundaries_and_scales (key)", b)
+        check_count("boundaries_and_scales (key)", b, low=None)
         check_hyperparameter(f"boundaries_and_scales[{b}]", s)
     return bind(
         _piecewise,
@@ -220,7 +215,7 @@ def piecewise_constant_schedule(
 
 def _piecewise(h, count):
     value = h.init_value
-    for boundary, scale in zip(h.boundaries, h.scales):
+    for boundary, scale in zip(h.boundaries, h.scales, strict=True):
         passed = jnp.maximum(0.0, jnp.sign(boundary - count))
         value = value * passed + (1 - passed) * scale * value
     return value

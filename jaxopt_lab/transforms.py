@@ -42,10 +42,13 @@ from jaxopt_lab.base import (
 )
 from jaxopt_lab.checks import (
     canonical_dtype,
+    check_callable,
     check_flag,
     check_hyperparameter,
+    check_optimizer,
     check_same_structure,
 )
+from jaxopt_lab.errors import InputValueError
 
 NO_PARAMS_MSG = "This transform needs `params`: call `update(grads, state, params)`."
 
@@ -109,8 +112,7 @@ class ScaleByScheduleState(NamedTuple):
 def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]) -> Optimizer:
     r"""Multiply by a schedule: :math:`u_t = \eta(t)\, g_t` with :math:`t` the number of
     previous updates (so the first update uses :math:`\eta(0)`)."""
-    if not callable(step_size_fn):
-        raise TypeError(f"`step_size_fn` must be callable, got {step_size_fn!r}.")
+    check_callable("step_size_fn", step_size_fn)
     return Optimizer(
         bind(_count_init), bind(_scale_by_schedule, schedule=step_size_fn, sign=Static(1))
     )
@@ -765,7 +767,7 @@ def scale_by_trust_ratio(
 
 def _trust_ratio(h, updates, params):
     if params is None:
-        raise ValueError(NO_PARAMS_MSG)
+        raise InputValueError(NO_PARAMS_MSG)
 
     def one(u, p):
         p_norm, u_norm = _safe_norm(p, h.min_norm), _safe_norm(u, h.min_norm)
@@ -800,7 +802,7 @@ def _clip_by_global_norm(h, updates, params):
     norm = global_norm(updates)
     keep = jnp.squeeze(norm < h.max_norm)
     if keep.ndim != 0:
-        raise ValueError(f"`max_norm` must be a scalar, got shape {jnp.shape(h.max_norm)}.")
+        raise InputValueError(f"`max_norm` must be a scalar, got shape {jnp.shape(h.max_norm)}.")
     return tree_map(
         lambda g: jax.lax.select(keep, g, g / norm.astype(g.dtype) * h.max_norm), updates
     )
@@ -828,7 +830,7 @@ def _decay_init(h, params):
 def _decay_update(h, updates, state, params=None, **extra_args):
     del extra_args
     if params is None:
-        raise ValueError(NO_PARAMS_MSG)
+        raise InputValueError(NO_PARAMS_MSG)
     if callable(h.weight_decay):
         decay, state = h.weight_decay(state.count), WeightDecayState(safe_increment(state.count))
     else:
@@ -860,8 +862,7 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> Optimizer:
     state is left unchanged, unless more than ``max_consecutive_errors`` non-finite
     updates came in a row, in which case ``inner`` is applied anyway (so a persistent
     problem becomes visible instead of silently stalling training)."""
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(f"`inner` must have callable `.init` and `.update`, got {inner!r}.")
+    check_optimizer(inner, "inner")
     check_hyperparameter("max_consecutive_errors", max_consecutive_errors)
     return Optimizer(
         bind(_if_finite_init, inner_init=inner.init),

@@ -122,7 +122,7 @@ def _targets(params, steps):
 def loss(params, target):
     """Pseudo-Huber pull towards ``target`` + quadratic and quartic terms + coupling."""
     total, coupling = 0.0, 0.0
-    for x, c in zip(jax.tree.leaves(params), jax.tree.leaves(target)):
+    for x, c in zip(jax.tree.leaves(params), jax.tree.leaves(target), strict=True):
         z = x - c
         total = total + jnp.sum(jnp.sqrt(1.0 + z * z) + 0.1 * x * x + 0.02 * x**4)
         coupling = coupling + jnp.sum(x)
@@ -245,7 +245,7 @@ def assert_trees_close(actual, expected, rtol):
     judged against the leaf's scale)."""
     assert jax.tree.structure(actual) == jax.tree.structure(expected)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
-    for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
+    for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         a, e = np.asarray(a), np.asarray(e)
         assert a.shape == e.shape, f"{path}: shape {a.shape} != {e.shape}"
         assert a.dtype == e.dtype, f"{path}: dtype {a.dtype} != {e.dtype}"

@@ -102,7 +102,7 @@ def test_batch_of_optimizers_through_vmap():
     batch = jax.tree.map(lambda *x: jnp.stack(x), *[jol.adam(lr, b1=b1) for lr, b1 in configs])
     params = make_params()
     out = fast_jit(jax.vmap(_train_jol, in_axes=(0, None)))(batch, params)
-    lrs, b1s = (jnp.asarray(c) for c in zip(*configs))
+    lrs, b1s = (jnp.asarray(c) for c in zip(*configs, strict=True))
     ref = fast_jit(jax.vmap(lambda lr, b1: _train_optax(optax.adam(lr, b1=b1), params)))(lrs, b1s)
     assert_trees_close(out, ref, 1e-6)
     assert max_change(jax.tree.map(lambda x: x[0], out), jax.tree.map(lambda x: x[2], out)) > 1e-2

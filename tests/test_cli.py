@@ -140,6 +140,53 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
     assert message in proc.stderr
 
 
+def run_cli_patched(patch: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The command, after ``patch`` (Python source, with ``P`` the problems module) ran."""
+    code = f"import sys; from jaxopt_lab import cli, problems as P; {patch}; sys.exit(cli.main())"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)  # fmt: skip
+
+
+def test_an_input_error_from_deep_in_the_library_prints_one_line_and_exits_2(tmp_path):
+    # raised in the body of a problem factory, far from any `_check*` function: the
+    # class alone tells the command that it is the user's mistake
+    proc = run_cli_patched(
+        "P.TEST_FUNCTIONS['rosenbrock'] = lambda: P.ill_conditioned_quadratic(1, 10.0)",
+        "sweep", "--problem", "rosenbrock", "--out", "o", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "jaxopt-lab sweep: error: a 1-D quadratic has condition number 1; "
+        "got n=1 with condition_number=10.0"
+    ]
+
+
+def test_any_other_error_keeps_its_traceback(tmp_path):
+    proc = run_cli_patched(
+        "P.TEST_FUNCTIONS['rosenbrock'] = lambda: 1 / 0",
+        "sweep", "--problem", "rosenbrock", "--out", "o", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ZeroDivisionError" in proc.stderr
+
+
+def test_only_the_first_line_of_a_long_input_error_is_printed(tmp_path, monkeypatch, capsys):
+    from jaxopt_lab import cli
+
+    def factory():  # grads of another structure than the params: a message of 4 lines
+        params = {"b": np.ones(1, np.float32)}
+        jol.adam(0.1).update({"a": params["b"]}, jol.adam(0.1).init(params), params)
+
+    monkeypatch.setitem(jol.problems.TEST_FUNCTIONS, "rosenbrock", factory)
+    assert cli.main(["sweep", "--problem", "rosenbrock", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "jaxopt-lab sweep: error: The tree structure of the grads/updates does not match "
+        "the params's."
+    ]
+
+
 @pytest.mark.parametrize("command", ["sweep", "compare", "trajectories", "bench"])
 def test_every_subcommand_has_help(tmp_path, command):
     proc = run_cli(command, "--help", cwd=tmp_path)

@@ -32,7 +32,7 @@ def test_numerical_grad_matches_jax_grad_in_float64_on_a_pytree():
         num = jol.numerical_grad(nested_loss, params)
         ad = jax.grad(nested_loss)(params)
         assert jax.tree.structure(num) == jax.tree.structure(params)
-        for n, a in zip(jax.tree.leaves(num), jax.tree.leaves(ad)):
+        for n, a in zip(jax.tree.leaves(num), jax.tree.leaves(ad), strict=True):
             assert n.dtype == jnp.float64 and n.shape == a.shape
             np.testing.assert_allclose(n, a, rtol=1e-6, atol=1e-9)
         assert jol.check_grad(nested_loss, params) < 1e-6

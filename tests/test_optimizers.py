@@ -137,7 +137,7 @@ def test_vmap_over_learning_rate():
     ours = fast_jit(jax.vmap(lambda lr: _train(jol, jol.adam(lr))))(lrs)
     ref = fast_jit(jax.vmap(lambda lr: _train(optax, optax.adam(lr))))(lrs)
     assert_trees_close(ours, ref, 1e-6)
-    first, last = (jax.tree.map(lambda x: x[i], ref) for i in (0, -1))
+    first, last = (jax.tree.map(lambda x, i=i: x[i], ref) for i in (0, -1))
     assert max_change(first, last) > 1e-2  # the members really differ
 
 
@@ -146,7 +146,7 @@ def test_vmap_over_b1():
     ours = fast_jit(jax.vmap(lambda b1: _train(jol, jol.adam(0.05, b1=b1))))(b1s)
     ref = fast_jit(jax.vmap(lambda b1: _train(optax, optax.adam(0.05, b1=b1))))(b1s)
     assert_trees_close(ours, ref, 1e-6)
-    first, last = (jax.tree.map(lambda x: x[i], ref) for i in (0, -1))
+    first, last = (jax.tree.map(lambda x, i=i: x[i], ref) for i in (0, -1))
     assert max_change(first, last) > 1e-2
 
 

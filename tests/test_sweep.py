@@ -328,14 +328,14 @@ _DEVICES_SCRIPT = textwrap.dedent(
     import json, sys
     import jax, numpy as np, jaxopt_lab as jol
     from jaxopt_lab import problems
-    sw = sys.modules["jaxopt_lab.sweep"]
+    from jaxopt_lab.sweep import kernel as sw
     shards = []
-    real = sw._run_chunk
+    real = sw.run_chunk
     def spy(*args, **kw):
         out = real(*args, **kw)
-        shards.append(sorted((s.device.id, s.data.shape[0]) for s in out[1].addressable_shards))
+        shards.append(sorted((s.device.id, s.data.shape[0]) for s in out[2].addressable_shards))
         return out
-    sw._run_chunk = spy
+    sw.run_chunk = spy
     prob = problems.logistic_regression()
     kw = dict(data=prob.train, batch_size=64, epochs=2, init_fn=prob.init_params, seeds=2)
     lrs = np.logspace(-2, 1, 8)

@@ -1,0 +1,246 @@
+"""The sweep's driver: runs a :class:`~jaxopt_lab.sweep.plan.Plan` chunk by chunk.
+
+Per chunk, the fast path first: the compiled program without step-by-step divergence
+checks. If any member of the chunk went non-finite (or past the threshold), the chunk
+is run again with the checks, which freeze each diverging member at its last finite
+params and state; since members never interact, the clean members' numbers are the
+same either way. Finished chunks are written to ``checkpoint_dir`` (by process 0 when
+several processes run the sweep) and read back on a resumed call. Outputs sharded over
+other processes' devices are gathered to every process (``_multihost.to_host``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxopt_lab._multihost import is_primary, place, process_flags, to_host
+from jaxopt_lab.checks import check_key
+from jaxopt_lab.errors import InputTypeError, InputValueError
+from jaxopt_lab.sweep import checkpoint, kernel
+from jaxopt_lab.sweep.plan import Plan
+from jaxopt_lab.sweep.result import SweepResult
+
+
+@functools.lru_cache(maxsize=64)
+def _int_seed_keys(seed: int, seeds: tuple[int, ...] | None, config: Any):
+    # config: what changes the keys an int makes (PRNG implementation, x64)
+    with jax.ensure_compile_time_eval():
+        key = check_key(seed)
+        return kernel.seed_keys(key, None if seeds is None else np.asarray(seeds, np.uint32))
+
+
+def seed_keys(key: Any, seeds: np.ndarray | None):
+    """``(init_keys, data_keys)``, one pair per seed (cached for an int ``key``)."""
+    seeds_u32 = None if seeds is None else seeds.astype(np.uint32)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        config = (jax.config.jax_default_prng_impl, jax.config.jax_enable_x64)
+        as_tuple = None if seeds_u32 is None else tuple(seeds_u32.tolist())
+        return _int_seed_keys(int(key), as_tuple, config)
+    return kernel.seed_keys(check_key(key), seeds_u32)
+
+
+@functools.lru_cache(maxsize=16)
+def _placed_scalar(value: float, dtype: np.dtype, sharding: Any) -> jax.Array:
+    return place(np.asarray(value, dtype), sharding, check_same=False)
+
+
+def consts(plan: Plan, seed_params, data, data_keys, t0: int) -> kernel.Consts:
+    """The shared inputs of every chunk, placed once for all chunks."""
+    order = None
+    if plan.mode.minibatch:
+        m = plan.mode
+        order = kernel.batch_orders(
+            data_keys, np.int32(m.start_epoch), n=m.n, batch_size=m.batch_size, epochs=m.epochs
+        )
+    seed_params, order, data = place((seed_params, order, data), plan.sharding)
+    threshold = _placed_scalar(plan.threshold, plan.loss_dtype, plan.sharding)
+    return kernel.Consts(seed_params, order, data, threshold, np.int32(t0))
+
+
+# --------------------------------------------------------------------------------------
+# Warm starts
+# --------------------------------------------------------------------------------------
+
+
+def warm_starts(plan: Plan, previous: SweepResult, state_like: Any) -> tuple:
+    """Per chunk, the members' params, optimizer states and divergence steps to continue
+    from, taken from a previous result of the same grid."""
+    if not isinstance(previous, SweepResult):
+        raise InputTypeError(
+            f"`state` must be a previous SweepResult to continue from, got {type(previous).__name__}."
+        )
+    if previous.shape != plan.shape or any(
+        k not in previous.hyperparams or not np.array_equal(previous.hyperparams[k], v)
+        for k, v in plan.hyperparams.items()
+    ):
+        raise InputValueError(
+            "`state`: the previous sweep has another grid (axes "
+            f"{ {k: len(v) for k, v in previous.axes.items()} }); continue it with the same "
+            "learning rates, hyperparameters and seeds."
+        )
+    if previous.state is None:
+        raise InputValueError("`state`: the previous result holds no optimizer states.")
+    states = previous.state
+    if isinstance(states, dict) and set(states) == set(_paths(state_like)):
+        states = jax.tree.unflatten(
+            jax.tree.structure(state_like), [states[p] for p in _paths(state_like)]
+        )
+    flat = (previous.params, states, np.where(previous.diverged, previous.diverged_at, -1))
+    flat = jax.tree.map(
+        lambda x: np.asarray(x).reshape((plan.size,) + np.shape(x)[len(plan.shape) :]), flat
+    )
+    return tuple(_chunk_of(plan, flat, i) for i in range(plan.n_chunks))
+
+
+def _chunk_of(plan: Plan, flat: Any, i: int) -> tuple:
+    """Chunk ``i`` of per-member arrays, padded like the member table."""
+    part = jax.tree.map(lambda x: x[plan.chunk_slice(i)], flat)
+    pad = plan.chunk - (plan.chunk_slice(i).stop - plan.chunk_slice(i).start)
+    if pad:
+        part = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], pad, 0)]), part)
+    return part[0], part[1], part[2].astype(np.int32)
+
+
+def _paths(tree: Any) -> list[str]:
+    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+# --------------------------------------------------------------------------------------
+# Running the chunks
+# --------------------------------------------------------------------------------------
+
+
+def _clean(out, threshold: float) -> bool:
+    """Whether no member of a fast-path chunk diverged: every loss finite and within the
+    threshold, every gradient norm finite, every final param finite. Updates are added
+    to the params, so a param that turned non-finite at any step is still non-finite at
+    the end; hence this holds exactly when the step-by-step check would never fire."""
+    params, _, losses, norms, _ = out
+
+    def bounded(x: np.ndarray, hi: float = np.inf) -> bool:
+        # min and max propagate NaN, and are the cheapest full passes numpy has
+        if x.size == 0:
+            return True
+        top = x.max()
+        return bool(np.isfinite(x.min()) and np.isfinite(top) and top <= hi)
+
+    return (
+        bounded(losses, threshold)
+        and bounded(norms)
+        and all(bounded(x) for x in jax.tree.leaves(params))
+    )
+
+
+def _run_one(plan: Plan, members, shared: kernel.Consts, frozen: bool) -> tuple[Any, bool]:
+    """One chunk: the fast path, and the checked re-run when a member diverged. A chunk
+    holding members frozen by a previous sweep (``frozen``) runs checked at once."""
+    if not frozen:
+        out = to_host(kernel.run_chunk(members, shared, spec=plan.spec))
+        if _clean(out, plan.threshold):
+            return out, False
+    checked = plan.spec._replace(checked=True)
+    return to_host(kernel.run_chunk(members, shared, spec=checked)), True
+
+
+def run(plan: Plan, shared: kernel.Consts, starts: tuple | None, folder, params_like, bar):
+    """Every chunk's outputs ``(params, state, losses, grad_norms, dead_at)`` on the
+    host, and counts of the chunks resumed from files and re-run with checks."""
+    outputs, resumed, rerun = [], 0, 0
+    chunk_steps = plan.chunk * plan.mode.steps
+    for i in range(plan.n_chunks):
+        path = None if folder is None else checkpoint.chunk_path(folder, i)
+        if checkpoint.agreed_exists(path, folder):
+            outputs.append(checkpoint.read_chunk(path, params_like))
+            resumed += 1
+            if bar is not None:
+                bar.update(chunk_steps)
+            continue
+        lrs, hps, seed_index, param_index = plan.chunk_members[i]
+        members = (lrs, hps, seed_index, param_index if starts is None else starts[i])
+        if bar is not None:
+            kernel._progress_bars.append(bar)
+        try:
+            frozen = starts is not None and bool((starts[i][2] >= 0).any())
+            out, was_rerun = _run_one(plan, members, shared, frozen)
+        finally:
+            if bar is not None:
+                kernel._progress_bars.remove(bar)
+                bar.n = (i + 1) * chunk_steps
+                bar.refresh()
+        rerun += was_rerun
+        outputs.append(out)
+        if path is not None and is_primary():
+            checkpoint.write_chunk(path, i, out)
+    return outputs, resumed, rerun
+
+
+def progress_bar(enabled: bool | None, total: int, desc: str):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # installed with --no-deps on a machine without tqdm: run quietly
+        return None
+    return tqdm(
+        total=total, desc=desc, unit="step", unit_scale=True, dynamic_ncols=True, leave=False
+    )
+
+
+def wants_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
+    """The result: chunk outputs concatenated, padding dropped, shaped by the axes;
+    history entries after a member's divergence step masked with NaN."""
+
+    def whole(*parts):
+        x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        return x[: plan.size].reshape(plan.shape + x.shape[1:])
+
+    params, state, losses, norms, dead_at = jax.tree.map(whole, *outputs)
+    dead = dead_at >= 0
+    if dead.any():
+        t0 = config.get("start_step", 0)
+        after = np.arange(t0, t0 + plan.mode.steps) > np.where(dead, dead_at, np.inf)[..., None]
+        losses, norms = np.where(after, np.nan, losses), np.where(after, np.nan, norms)
+    return SweepResult(
+        axes=plan.members.axes,
+        losses=losses,
+        grad_norms=norms,
+        diverged=dead,
+        diverged_at=dead_at.astype(np.int64),
+        params=params,
+        hyperparams=plan.hyperparams,
+        config=config,
+        state=state,
+    )
+
+
+def open_checkpoints(folder: str, config: dict[str, Any], shared: kernel.Consts) -> None:
+    """Check (or start) a checkpoint folder for this sweep's fingerprint; every process
+    raises, or none."""
+    config["params"] = checkpoint.tree_fingerprint(shared.seed_params)
+    config["data"] = None if shared.data is None else checkpoint.tree_fingerprint(shared.data)
+    refused = None
+    try:  # only process 0 writes config.json; the others check it when it is there
+        checkpoint.check_folder(folder, config, write=is_primary())
+    except OSError as e:
+        refused = InputValueError(f"`checkpoint_dir` {folder!r} is not a writable folder: {e}")
+        refused.__cause__ = e
+    except InputValueError as e:
+        refused = e
+    if not process_flags(refused is None).all():  # every process stops, or none
+        raise refused or InputValueError(
+            f"`checkpoint_dir` {folder!r} was refused by another process."
+        )
+
+
+def folder_of(checkpoint_dir: Any) -> str | None:
+    return None if checkpoint_dir is None else os.fspath(checkpoint_dir)

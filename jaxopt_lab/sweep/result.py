@@ -1,0 +1,302 @@
+"""What a sweep returns: :class:`SweepResult`, its ranking and summary, and its file
+format (an ``.npz`` of the arrays plus JSON metadata with checksums, written atomically)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from jaxopt_lab.errors import InputFileNotFoundError, InputValueError
+
+FORMAT_VERSION = 1
+
+
+class GridEdgeWarning(UserWarning):
+    """The best learning rate sits at the edge of the swept grid: widen the grid."""
+
+
+# --------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What :func:`sweep` returns. Member arrays are shaped by the sweep's axes.
+
+    The axes, in order, are those of ``axes``: ``learning_rate`` (K), then each swept
+    hyperparameter when ``combine="grid"`` (with ``combine="zip"`` they share the
+    learning-rate axis), then ``seed`` (S) when ``seeds`` was given. With only learning
+    rates, ``shape == (K,)``.
+
+    Attributes:
+      axes: axis name -> the values along it (1-D numpy arrays).
+      losses: ``(*shape, steps)`` loss before each update (the mini-batch loss in
+        mini-batch mode); NaN after a member's divergence step.
+      grad_norms: ``(*shape, steps)`` global gradient norm before each update.
+      diverged: ``shape`` bool.
+      diverged_at: ``shape`` int, the step of divergence, ``-1`` where none.
+      params: the final params, each leaf with leading axes ``shape`` (diverged members:
+        the params they were frozen at).
+      hyperparams: axis name -> ``shape`` array of every member's value (learning rates
+        included), so ``hyperparams["b1"][i, j]`` is member ``(i, j)``'s b1.
+      config: JSON-able description of the run (grid, steps, chunking, devices, timing).
+      state: the final optimizer state of every member, each leaf with leading axes
+        ``shape`` (diverged members: the state they were frozen with); pass the result
+        as ``sweep(..., state=result)`` to continue every member where it stopped.
+    """
+
+    axes: dict[str, np.ndarray]
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    params: Any
+    hyperparams: dict[str, np.ndarray]
+    config: dict[str, Any]
+    state: Any = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.diverged.shape
+
+    @property
+    def learning_rates(self) -> np.ndarray:
+        """``(K,)`` the swept learning rates."""
+        return self.axes["learning_rate"]
+
+    @property
+    def final_losses(self) -> np.ndarray:
+        """``shape``: the last recorded loss of each member (NaN if it diverged)."""
+        return self.losses[..., -1]
+
+    @property
+    def best_losses(self) -> np.ndarray:
+        """``shape``: the lowest finite loss each member recorded (NaN if none)."""
+        finite = np.where(np.isfinite(self.losses), self.losses, np.inf)
+        best = finite.min(axis=-1)
+        return np.where(np.isfinite(best), best, np.nan)
+
+    def _config_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Final loss per configuration (seed axis averaged) and its diverged flag (a
+        configuration counts as diverged when any of its seeds did)."""
+        final, diverged = self.final_losses, self.diverged
+        if "seed" in self.axes:
+            return final.mean(axis=-1), diverged.any(axis=-1)
+        return final, diverged
+
+    def ranking(self) -> list[tuple[int, ...]]:
+        """Indices (over the axes except ``seed``) of the configurations that never
+        diverged, by final loss (mean over seeds), lowest first; ties keep grid order."""
+        score, diverged = self._config_scores()
+        score = np.where(diverged | ~np.isfinite(score), np.inf, score)
+        order = np.argsort(score, axis=None, kind="stable")
+        order = order[np.isfinite(score.ravel()[order])]
+        return [tuple(int(i) for i in np.unravel_index(flat, score.shape)) for flat in order]
+
+    @property
+    def best_index(self) -> tuple[int, ...]:
+        """Index (over the axes except ``seed``) of the configuration with the lowest
+        final loss (mean over seeds), among those that never diverged: ``ranking()[0]``."""
+        ranking = self.ranking()
+        if not ranking:
+            raise ValueError("Every member of the sweep diverged: there is no best learning rate.")
+        return ranking[0]
+
+    @property
+    def best(self) -> dict[str, float]:
+        """The best configuration: axis name -> value (seed excluded)."""
+        idx = self.best_index
+        names = [n for n in self.axes if n != "seed"]
+        return {n: float(self.hyperparams[n][idx + (0,) * ("seed" in self.axes)]) for n in names}
+
+    @property
+    def best_learning_rate(self) -> float:
+        """The learning rate of :attr:`best`; warns (:class:`GridEdgeWarning`) when it is
+        the smallest or largest learning rate swept."""
+        lr = self.best["learning_rate"]
+        lrs = self.learning_rates
+        if lrs.size > 1 and lr in (lrs.min(), lrs.max()):
+            side = "smallest" if lr == lrs.min() else "largest"
+            warnings.warn(
+                f"The best learning rate {lr:.4g} is the {side} one swept; the optimum may "
+                "lie outside the grid, widen it.",
+                GridEdgeWarning,
+                stacklevel=2,
+            )
+        return lr
+
+    def summary(self, max_rows: int | None = None) -> str:
+        """A plain-text table, one row per configuration (seeds pooled): its
+        hyperparameters, final loss, best loss, diverged (count of seeds with several),
+        and the first step of divergence."""
+        names = [n for n in self.axes if n != "seed"]
+        seeds = "seed" in self.axes
+        final, best = self.final_losses, self.best_losses
+        div, at = self.diverged, self.diverged_at
+        if seeds:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                final, best = (
+                    np.nanmean(final, -1),
+                    np.nanmin(np.where(np.isnan(best), np.inf, best), -1),
+                )
+            n_seeds = div.shape[-1]
+            at = np.where(div, at, np.iinfo(np.int64).max).min(-1)
+            div = div.sum(-1)
+        header = [*names, "final loss", "best loss", "diverged", "at step"]
+        rows = []
+        for idx in np.ndindex(*self._config_scores()[0].shape):
+            hp = [f"{self.axes[n][idx[i] if i < len(idx) else 0]:.4g}" for i, n in enumerate(names)]
+            if seeds:
+                d = f"{int(div[idx])}/{n_seeds}"
+                step = str(int(at[idx])) if div[idx] else "-"
+            else:
+                d = "yes" if div[idx] else "no"
+                step = str(int(at[idx])) if div[idx] else "-"
+            rows.append([*hp, f"{final[idx]:.6g}", f"{best[idx]:.6g}", d, step])
+        shown = rows if max_rows is None or len(rows) <= max_rows else rows[:max_rows]
+        widths = [max(len(r[i]) for r in [header, *shown]) for i in range(len(header))]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in shown]
+        if len(shown) < len(rows):
+            lines.append(f"... {len(rows) - len(shown)} more rows")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        axes = ", ".join(f"{k}={len(v)}" for k, v in self.axes.items())
+        return (
+            f"SweepResult({axes}, steps={self.losses.shape[-1]}, "
+            f"diverged={int(self.diverged.sum())}/{self.diverged.size})"
+        )
+
+    # ----------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result to ``path`` (a ``.npz`` file: the arrays plus the JSON
+        metadata), atomically: a reader sees the old file or the new one, never half."""
+        leaves, _ = _flatten_with_paths(self.params)
+        state_leaves, _ = _flatten_with_paths(self.state)
+        arrays = {
+            "losses": self.losses,
+            "grad_norms": self.grad_norms,
+            "diverged": self.diverged,
+            "diverged_at": self.diverged_at,
+            **{f"axis/{k}": v for k, v in self.axes.items()},
+            **{f"hyperparam/{k}": v for k, v in self.hyperparams.items()},
+            **{f"params/{i}": v for i, (_, v) in enumerate(leaves)},
+            **{f"state/{i}": v for i, (_, v) in enumerate(state_leaves)},
+        }
+        meta = {
+            "format": "jaxopt_lab.SweepResult",
+            "version": FORMAT_VERSION,
+            "axes": list(self.axes),
+            "hyperparams": list(self.hyperparams),
+            "param_paths": [p for p, _ in leaves],
+            "state_paths": [p for p, _ in state_leaves],
+            "checksums": {k: _digest(v) for k, v in arrays.items()},
+            "config": self.config,
+        }
+        _atomic_savez(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, params_like: Any = None) -> "SweepResult":
+        """Read a result written by :meth:`save`. ``params`` comes back in the structure
+        of ``params_like`` (any pytree with the swept params' structure) when given, else
+        as a dict from each leaf's path (``"['w1']"``) to its array; ``state`` comes
+        back as such a dict (``sweep(..., state=result)`` rebuilds its structure from
+        the optimizer). A truncated or altered file raises ValueError."""
+        arrays, meta = _load_npz(path, "jaxopt_lab.SweepResult")
+        leaves = [arrays[f"params/{i}"] for i in range(len(meta["param_paths"]))]
+        if params_like is None:
+            params = dict(zip(meta["param_paths"], leaves, strict=True))
+        else:
+            paths, treedef = _flatten_with_paths(params_like)
+            if [p for p, _ in paths] != meta["param_paths"]:
+                raise InputValueError(
+                    f"`params_like` has leaves {[p for p, _ in paths]}, the file has "
+                    f"{meta['param_paths']}."
+                )
+            params = jax.tree.unflatten(treedef, leaves)
+        return cls(
+            axes={k: arrays[f"axis/{k}"] for k in meta["axes"]},
+            losses=arrays["losses"],
+            grad_norms=arrays["grad_norms"],
+            diverged=arrays["diverged"],
+            diverged_at=arrays["diverged_at"],
+            params=params,
+            hyperparams={k: arrays[f"hyperparam/{k}"] for k in meta["hyperparams"]},
+            config=meta["config"],
+            state=dict(
+                zip(
+                    meta.get("state_paths", []),
+                    [arrays[f"state/{i}"] for i in range(len(meta.get("state_paths", [])))],
+                    strict=True,
+                )
+            )
+            or None,
+        )
+
+
+def _flatten_with_paths(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
+    with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    return [(jax.tree_util.keystr(p), x) for p, x in with_path], treedef
+
+
+def _digest(array: np.ndarray) -> str:
+    a = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray], dict]:
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError as e:
+        raise InputFileNotFoundError(f"`path`: no such file: {path} ({e.strerror})") from None
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
+        raise InputValueError(
+            f"{path} is not a readable {kind} file (truncated or corrupt): {e}"
+        ) from e
+    if "__meta__" not in arrays:
+        raise InputValueError(f"{path} is not a {kind} file: it has no metadata.")
+    meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    if meta.get("format") != kind:
+        raise InputValueError(f"{path} holds {meta.get('format')!r}, not {kind!r}.")
+    for k, digest in meta.get("checksums", {}).items():
+        if k not in arrays or _digest(arrays[k]) != digest:
+            raise InputValueError(
+                f"{path} is corrupt: array {k!r} is missing or does not match its checksum."
+            )
+    return arrays, meta
