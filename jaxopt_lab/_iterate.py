@@ -193,7 +193,8 @@ def freezing(step: Stepper, threshold: jax.Array, checked: bool = True) -> Stepp
     dead_at)`` and the per-step input ``(t, x)``: ``x`` goes to ``step``, ``t`` is the
     step's global index. At the first step whose loss or gradient is not finite, whose
     loss exceeds ``threshold``, or whose update makes a param non-finite, ``dead_at``
-    becomes ``t`` and the carry stays as it was from then on. ``checked=False`` is the
+    becomes ``t`` and the params stay as they were from then on (the optimizer state of
+    a dead member runs on, meaningless, and is never read). ``checked=False`` is the
     fast path: the same carry and inputs, no test (``dead_at`` stays as it came)."""
 
     def observe(c, x):
@@ -207,8 +208,11 @@ def freezing(step: Stepper, threshold: jax.Array, checked: bool = True) -> Stepp
         ok = jnp.isfinite(obs.loss) & jnp.isfinite(norm_of(obs)) & (obs.loss <= threshold)
         ok = ok & all_finite(new.params)
         alive = dead_at < 0
-        inner = jax.tree.map(lambda n, o: jnp.where(ok & alive, n, o), new, inner)
-        return inner, jnp.where(alive & ~ok, x[0], dead_at)
+        # Only the params are frozen: the rest of a dead member's carry is never used
+        # again, and selecting it too would batch values the members share (a step
+        # count) under vmap, which rounds some functions of them differently.
+        params = jax.tree.map(lambda n, o: jnp.where(ok & alive, n, o), new.params, inner.params)
+        return new._replace(params=params), jnp.where(alive & ~ok, x[0], dead_at)
 
     return Stepper(observe, advance, step.reuses)
 

@@ -419,3 +419,81 @@ def test_bad_minibatch_input(logreg):
     with pytest.raises(ValueError, match="not `steps`"):
         jol.sweep(jol.sgd, logreg.loss, logreg.init_params(jax.random.PRNGKey(0)), [0.1], 5,
                   data=logreg.train, batch_size=8, epochs=1)  # fmt: skip
+
+
+# ---------------------------------------------------------------- warm starts and chunks
+
+
+def _halves_equal_whole(whole, first, rest):
+    np.testing.assert_array_equal(whole.losses, np.concatenate([first.losses, rest.losses], -1))
+    np.testing.assert_array_equal(
+        whole.grad_norms, np.concatenate([first.grad_norms, rest.grad_norms], -1)
+    )
+    for x, y in zip(
+        jax.tree.leaves((whole.params, whole.state, whole.diverged, whole.diverged_at)),
+        jax.tree.leaves((rest.params, rest.state, rest.diverged, rest.diverged_at)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sweep_continues_from_its_result_bit_for_bit(tmp_path):
+    # The loss turns NaN once x passes 2: lr 0.25 gets there in the first half, 0.075
+    # in the second, 0.01 never.
+    def loss(x):
+        return jnp.where(x[0] > 2.0, jnp.nan, -x[0]) + 0.01 * jnp.sum(x**2)
+
+    lrs, x0 = np.array([0.01, 0.075, 0.25]), jnp.array([0.0, 1.0])
+    whole = jol.sweep(jol.sgd, loss, x0, lrs, 40, hyperparams={"momentum": [0.0, 0.5]})
+    first = jol.sweep(jol.sgd, loss, x0, lrs, 20, hyperparams={"momentum": [0.0, 0.5]})
+    assert first.diverged.any() and (whole.diverged.sum() > first.diverged.sum())
+    rest = jol.sweep(jol.sgd, loss, None, lrs, 20, hyperparams={"momentum": [0.0, 0.5]},
+                     state=first)  # fmt: skip
+    _halves_equal_whole(whole, first, rest)
+    first.save(tmp_path / "first.npz")  # a saved result continues as well
+    loaded = jol.SweepResult.load(tmp_path / "first.npz", params_like=x0)
+    again = jol.sweep(jol.sgd, loss, None, lrs, 20, hyperparams={"momentum": [0.0, 0.5]},
+                      state=loaded)  # fmt: skip
+    _halves_equal_whole(whole, first, again)
+
+
+def test_minibatch_sweep_continues_its_epochs(logreg):
+    kw = dict(data=logreg.train, batch_size=64, seeds=2, key=3)
+    lrs = [0.05, 0.5]
+    whole = jol.sweep(jol.adam, logreg.loss, None, lrs, epochs=4, init_fn=logreg.init_params, **kw)
+    first = jol.sweep(jol.adam, logreg.loss, None, lrs, epochs=2, init_fn=logreg.init_params, **kw)
+    rest = jol.sweep(jol.adam, logreg.loss, None, lrs, epochs=2, state=first, **kw)
+    assert rest.config["start_epoch"] == 2
+    _halves_equal_whole(whole, first, rest)
+
+
+def test_continuing_needs_the_same_grid():
+    first = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, [0.1, 0.2], 5)
+    with pytest.raises(jol.InputError, match="grid"):
+        jol.sweep(jol.adam, ROSEN.fn, None, [0.1, 0.3], 5, state=first)
+    with pytest.raises(jol.InputError, match="state"):
+        jol.sweep(jol.adam, ROSEN.fn, None, [0.1, 0.2], 5, state={"not": "a result"})
+
+
+def test_chunks_are_balanced_and_padding_stays_below_a_group():
+    lrs = np.logspace(-3, -1, 81)
+    res = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, lrs, 30, chunk_size=64, vmap_width=1)
+    # 81 members in chunks of at most 64: two chunks of 41 (one padding member), not 2 x 64
+    assert res.config["chunks"] == 2 and res.config["chunk_size"] == 41
+    one = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, lrs, 30, chunk_size=81, vmap_width=1)
+    assert_same_members(res, one)
+    grouped = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, lrs, 30, chunk_size=64, vmap_width=8)
+    assert grouped.config["chunk_size"] == 48  # 2 chunks, each a multiple of the width
+
+
+def test_repeated_call_reuses_its_plan():
+    from jaxopt_lab.sweep import plan as planning
+
+    args = (jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 6), 10)
+    jol.sweep(*args)
+    n = len(planning._plans)
+    jol.sweep(*args)
+    jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0 + 1.0, np.logspace(-3, 0, 6), 10)  # new values only
+    assert len(planning._plans) == n
+    jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 7), 10)  # a new grid: a new plan
+    assert len(planning._plans) == n + 1

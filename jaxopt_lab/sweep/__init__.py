@@ -70,7 +70,7 @@ from jaxopt_lab.checks import check_callable, check_key
 from jaxopt_lab.errors import InputValueError
 from jaxopt_lab.sweep import driver
 from jaxopt_lab.sweep.kernel import run_chunk as _run_chunk  # noqa: F401  (its cache, in tests)
-from jaxopt_lab.sweep.plan import auto_vmap_width, plan
+from jaxopt_lab.sweep.plan import auto_vmap_width, plan_for
 from jaxopt_lab.sweep.result import GridEdgeWarning, SweepResult
 
 
@@ -153,6 +153,7 @@ def sweep(
         print(res.summary()); res.best_learning_rate
     """
     t_start = time.perf_counter()
+    driver.check_previous(state)
     seed_params, one, warm = params, params, state is not None
     if warm:  # the start is the previous result's; its states continue
         one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x)[len(state.shape) :],
@@ -176,16 +177,17 @@ def sweep(
     if init_fn is not None and not warm:
         seed_params = jax.vmap(init_fn)(init_keys)
         one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), seed_params)
-    p = plan({**args, "params": one})
-    shared = driver.consts(p, None if warm else seed_params, data, data_keys, _start_step(state))
-    starts = driver.warm_starts(p, state, p.like[1]) if warm else None
+    p = plan_for({**args, "params": one})
+    cont = driver.warm_starts(p, state) if warm else None
+    shared = driver.consts(p, None if warm else seed_params, data, data_keys, _start_step(state),
+                           () if cont is None else cont.shared)  # fmt: skip
     config = {**p.config, "key": _key_list(key), "start_step": _start_step(state)}
     folder = driver.folder_of(checkpoint_dir)
     if folder is not None:
         driver.open_checkpoints(folder, config, shared)
     bar = driver.progress_bar(progress, p.n_chunks * p.chunk * p.mode.steps, "sweep")
     try:
-        outputs, resumed, rerun = driver.run(p, shared, starts, folder, p.like, bar)
+        outputs, resumed, rerun = driver.run(p, shared, cont, folder, p.like, bar)
     finally:
         if bar is not None:
             bar.close()

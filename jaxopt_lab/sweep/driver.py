@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -50,7 +50,7 @@ def _placed_scalar(value: float, dtype: np.dtype, sharding: Any) -> jax.Array:
     return place(np.asarray(value, dtype), sharding, check_same=False)
 
 
-def consts(plan: Plan, seed_params, data, data_keys, t0: int) -> kernel.Consts:
+def consts(plan: Plan, seed_params, data, data_keys, t0: int, state=()) -> kernel.Consts:
     """The shared inputs of every chunk, placed once for all chunks."""
     order = None
     if plan.mode.minibatch:
@@ -58,9 +58,9 @@ def consts(plan: Plan, seed_params, data, data_keys, t0: int) -> kernel.Consts:
         order = kernel.batch_orders(
             data_keys, np.int32(m.start_epoch), n=m.n, batch_size=m.batch_size, epochs=m.epochs
         )
-    seed_params, order, data = place((seed_params, order, data), plan.sharding)
+    seed_params, order, data, state = place((seed_params, order, data, state), plan.sharding)
     threshold = _placed_scalar(plan.threshold, plan.loss_dtype, plan.sharding)
-    return kernel.Consts(seed_params, order, data, threshold, np.int32(t0))
+    return kernel.Consts(seed_params, order, data, threshold, np.int32(t0), state)
 
 
 # --------------------------------------------------------------------------------------
@@ -68,12 +68,29 @@ def consts(plan: Plan, seed_params, data, data_keys, t0: int) -> kernel.Consts:
 # --------------------------------------------------------------------------------------
 
 
-def warm_starts(plan: Plan, previous: SweepResult, state_like: Any) -> tuple:
+class Warm(NamedTuple):
+    """What continuing a previous sweep adds to a plan."""
+
+    starts: tuple  # per chunk: (params, the state leaves members own, dead_at)
+    shared: tuple  # the state leaves every member shares, one copy
+    spec: kernel.Spec  # the plan's spec with the state's layout
+
+
+def check_previous(previous: Any) -> None:
+    if previous is not None and not isinstance(previous, SweepResult):
+        raise InputTypeError(
+            "`state` must be a previous SweepResult to continue from, got "
+            f"{type(previous).__name__}."
+        )
+
+
+def warm_starts(plan: Plan, previous: SweepResult) -> Warm:
     """Per chunk, the members' params, optimizer states and divergence steps to continue
     from, taken from a previous result of the same grid."""
     if not isinstance(previous, SweepResult):
         raise InputTypeError(
-            f"`state` must be a previous SweepResult to continue from, got {type(previous).__name__}."
+            "`state` must be a previous SweepResult to continue from, got "
+            f"{type(previous).__name__}."
         )
     if previous.shape != plan.shape or any(
         k not in previous.hyperparams or not np.array_equal(previous.hyperparams[k], v)
@@ -86,16 +103,28 @@ def warm_starts(plan: Plan, previous: SweepResult, state_like: Any) -> tuple:
         )
     if previous.state is None:
         raise InputValueError("`state`: the previous result holds no optimizer states.")
+    state_like = plan.like[1]
     states = previous.state
     if isinstance(states, dict) and set(states) == set(_paths(state_like)):
-        states = jax.tree.unflatten(
-            jax.tree.structure(state_like), [states[p] for p in _paths(state_like)]
-        )
-    flat = (previous.params, states, np.where(previous.diverged, previous.diverged_at, -1))
-    flat = jax.tree.map(
-        lambda x: np.asarray(x).reshape((plan.size,) + np.shape(x)[len(plan.shape) :]), flat
+        states = [states[p] for p in _paths(state_like)]  # a loaded result: by leaf path
+    else:
+        states = jax.tree.leaves(states)
+
+    def per_member(x):
+        x = np.asarray(x)
+        return x.reshape((plan.size,) + x.shape[len(plan.shape) :])
+
+    states = [per_member(x) for x in states]
+    shared = tuple(bool((x == x[:1]).all()) for x in states)
+    dead = np.where(previous.diverged, previous.diverged_at, -1)
+    flat = (jax.tree.map(per_member, previous.params),
+            [x for x, s in zip(states, shared, strict=True) if not s], per_member(dead))  # fmt: skip
+    spec = plan.spec._replace(state_def=jax.tree.structure(state_like), shared_state=shared)
+    return Warm(
+        tuple(_chunk_of(plan, flat, i) for i in range(plan.n_chunks)),
+        tuple(x[0] for x, s in zip(states, shared, strict=True) if s),
+        spec,
     )
-    return tuple(_chunk_of(plan, flat, i) for i in range(plan.n_chunks))
 
 
 def _chunk_of(plan: Plan, flat: Any, i: int) -> tuple:
@@ -137,18 +166,18 @@ def _clean(out, threshold: float) -> bool:
     )
 
 
-def _run_one(plan: Plan, members, shared: kernel.Consts, frozen: bool) -> tuple[Any, bool]:
+def _run_one(spec: kernel.Spec, members, shared: kernel.Consts, frozen: bool, threshold: float):
     """One chunk: the fast path, and the checked re-run when a member diverged. A chunk
     holding members frozen by a previous sweep (``frozen``) runs checked at once."""
     if not frozen:
-        out = to_host(kernel.run_chunk(members, shared, spec=plan.spec))
-        if _clean(out, plan.threshold):
+        out = to_host(kernel.run_chunk(members, shared, spec=spec))
+        if _clean(out, threshold):
             return out, False
-    checked = plan.spec._replace(checked=True)
+    checked = spec._replace(checked=True)
     return to_host(kernel.run_chunk(members, shared, spec=checked)), True
 
 
-def run(plan: Plan, shared: kernel.Consts, starts: tuple | None, folder, params_like, bar):
+def run(plan: Plan, shared: kernel.Consts, warm: Warm | None, folder, params_like, bar):
     """Every chunk's outputs ``(params, state, losses, grad_norms, dead_at)`` on the
     host, and counts of the chunks resumed from files and re-run with checks."""
     outputs, resumed, rerun = [], 0, 0
@@ -162,12 +191,13 @@ def run(plan: Plan, shared: kernel.Consts, starts: tuple | None, folder, params_
                 bar.update(chunk_steps)
             continue
         lrs, hps, seed_index, param_index = plan.chunk_members[i]
-        members = (lrs, hps, seed_index, param_index if starts is None else starts[i])
+        members = (lrs, hps, seed_index, param_index if warm is None else warm.starts[i])
         if bar is not None:
             kernel._progress_bars.append(bar)
         try:
-            frozen = starts is not None and bool((starts[i][2] >= 0).any())
-            out, was_rerun = _run_one(plan, members, shared, frozen)
+            frozen = warm is not None and bool((warm.starts[i][2] >= 0).any())
+            spec = plan.spec if warm is None else warm.spec
+            out, was_rerun = _run_one(spec, members, shared, frozen, plan.threshold)
         finally:
             if bar is not None:
                 kernel._progress_bars.remove(bar)

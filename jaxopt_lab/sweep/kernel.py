@@ -39,6 +39,9 @@ class Spec(NamedTuple):
     checked: bool = True  # freeze diverging members step by step (else: the fast path)
     per_seed_params: bool = False  # seed_params has a leading seed axis (init_fn)
     warm: bool = False  # members start from given params, states and divergence steps
+    # warm: the state's structure, and which leaves all members share (passed once)
+    state_def: Any = None
+    shared_state: tuple[bool, ...] = ()
 
 
 class Consts(NamedTuple):
@@ -49,6 +52,7 @@ class Consts(NamedTuple):
     data: Any
     threshold: jax.Array  # a loss above it counts as divergence
     t0: jax.Array  # the global index of the first step (steps done before a warm start)
+    state: tuple = ()  # warm: the state leaves every member shares
 
 
 _progress_bars: list[Any] = []
@@ -63,7 +67,13 @@ def _progress_hook(n: Any) -> None:
 def _start(spec: Spec, opt, consts: Consts, start):
     """A member's params, optimizer state and divergence step before its first step."""
     if spec.warm:
-        return start
+        # Leaves all members share (a step count) come unbatched, as in a cold start,
+        # where init under vmap leaves them so: vmapped, XLA may round functions of
+        # them (a bias correction's power) differently.
+        p0, own, dead0 = start
+        own, shared = iter(own), iter(consts.state)
+        leaves = [next(shared) if is_shared else next(own) for is_shared in spec.shared_state]
+        return p0, jax.tree.unflatten(spec.state_def, leaves), dead0
     p0 = consts.seed_params
     if spec.per_seed_params:
         p0 = jax.tree.map(lambda x: x[start], p0)

@@ -1,6 +1,6 @@
 """The plan of a sweep: its validated, frozen description.
 
-:func:`plan` checks every argument of :func:`jaxopt_lab.sweep` (raising
+:func:`plan_for` checks every argument of :func:`jaxopt_lab.sweep` (raising
 :class:`~jaxopt_lab.InputError`), builds the member table (one row per learning rate,
 hyperparameters and seed, in C order over the axes), chooses the vmap width and the
 chunks, and derives the checkpoint fingerprint. A :class:`Plan` depends on the call's
@@ -404,7 +404,7 @@ def _cache_key(args: dict[str, Any]) -> Any:
     return key
 
 
-def plan(args: dict[str, Any]) -> Plan:
+def plan_for(args: dict[str, Any]) -> Plan:
     """The plan for ``sweep``'s arguments (the keyword ``args`` of the call, with
     ``params`` the start shared by the members or one member's params), from the cache
     when these functions, grid and shapes were planned before."""

@@ -51,7 +51,7 @@ class SweepResult:
         included), so ``hyperparams["b1"][i, j]`` is member ``(i, j)``'s b1.
       config: JSON-able description of the run (grid, steps, chunking, devices, timing).
       state: the final optimizer state of every member, each leaf with leading axes
-        ``shape`` (diverged members: the state they were frozen with); pass the result
+        ``shape`` (meaningless for diverged members, which stay frozen); pass the result
         as ``sweep(..., state=result)`` to continue every member where it stopped.
     """
 
