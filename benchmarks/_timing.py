@@ -1,6 +1,6 @@
 """Small, reusable timing helpers for the jaxopt_lab benchmarks.
 
-The rules (see DESIGN.md, "Performance rules"):
+The rules every benchmark here follows:
 
 * compile time is measured apart from run time, by timing
   ``jax.jit(f, ...).lower(*args)`` and ``.compile()`` on a *fresh* function object
@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
+import importlib.metadata
 import math
 import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
@@ -283,61 +282,12 @@ def environment() -> dict[str, Any]:
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average_1_5_15min": load_average(),
     }
-    try:
-        import optax  # only benchmarks use optax
-
-        env["optax"] = optax.__version__
-    except ImportError:
-        env["optax"] = None
+    for package in ("optax", "scipy", "torch"):  # read from the metadata: nothing imported
+        try:
+            env[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            env[package] = None
     return env
-
-
-def write_results(
-    out_dir: str | Path, name: str, quick: bool, result: dict[str, Any], md: str
-) -> tuple[Path, Path]:
-    """Write ``{name}_{platform}[_quick].json`` and ``.md`` under ``out_dir``; return both paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}_{result['environment']['platform']}" + ("_quick" if quick else "")
-    paths = out / f"{stem}.json", out / f"{stem}.md"
-    paths[0].write_text(json.dumps(result, indent=2, default=str) + "\n")
-    paths[1].write_text(md)
-    return paths
-
-
-def stage_logger(t_start: float) -> Callable[[str], None]:
-    """``log(msg)``: ``msg`` on stderr, prefixed by the seconds since ``t_start``."""
-
-    def log(msg: str) -> None:
-        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
-    return log
-
-
-def publish(out_dir: str | Path, result: dict[str, Any], quick: bool, t_start: float,
-            build_markdown: Callable[[dict[str, Any]], str]) -> dict[str, Any]:  # fmt: skip
-    """Finish a benchmark's record (load average at the end, total runtime since
-    ``t_start``), write its JSON and markdown (:func:`write_results`, named by
-    ``result["benchmark"]``), print the table, and return the record."""
-    result["load_average_at_end"] = load_average()
-    result["total_runtime_s"] = time.perf_counter() - t_start
-    md = build_markdown(result)
-    json_path, md_path = write_results(out_dir, result["benchmark"], quick, result, md)
-    print(md, flush=True)
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr, flush=True)
-    return result
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], n_left: int = 1) -> str:
-    """A GitHub markdown table; the first ``n_left`` columns are left-aligned, the rest
-    right-aligned. Cells are printed with ``str``, so format numbers beforehand."""
-    out = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if i < n_left else "---:" for i in range(len(headers))) + "|",
-    ]
-    for row in rows:
-        out.append("| " + " | ".join(str(c) for c in row) + " |")
-    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- whole calls
@@ -469,3 +419,118 @@ def hlo_op_diff(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     """``a - b`` per opcode, only the opcodes whose counts differ."""
     keys = sorted(set(a) | set(b))
     return {k: a.get(k, 0) - b.get(k, 0) for k in keys if a.get(k, 0) != b.get(k, 0)}
+
+
+# --------------------------------------------------------------------------- variants
+
+
+@dataclasses.dataclass
+class Variant:
+    """One variant of a benchmark, declared as data. Its setup is done where the variant
+    is built (a jitted function, an optimizer, device arrays), so that the timed calls
+    reuse the same objects and nothing is traced or compiled again.
+
+    * ``call()``: the whole call that is timed (a complete run), blocked on its outputs;
+    * ``first``: the call whose compile cost is measured (default ``call``);
+    * ``again``: a second call, e.g. with another learning rate, whose compiles are counted;
+    * ``work``: steps or members one call runs (for per-step / per-member figures);
+    * ``ref``: the variant its time is compared with (paired ratio);
+    * ``check``: the variant whose output it must agree with, ``out`` says what of the
+      output (default: final params, ``.params`` or the first entry of a tuple);
+    * ``info``: fields copied into its row.
+    """
+
+    name: str
+    call: Callable[[], Any]
+    first: Callable[[], Any] | None = None
+    again: Callable[[], Any] | None = None
+    work: int = 1
+    ref: str | None = None
+    check: str | None = None
+    out: Callable[[Any], Any] | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def first_call(fn: Callable[[], Any]) -> dict[str, Any]:
+    """Compile cost of ``fn()``, a variant's very first call (trace + lower + XLA compile
+    + one run), from JAX's compile events; ``xla_compiles`` counts the programs compiled."""
+    with CompileEvents() as ev:
+        jax.block_until_ready(fn())
+    return ev.to_dict()
+
+
+def measure(
+    variants: Sequence[Variant],
+    *,
+    repeats: int,
+    warmup: int,
+    number: int = 1,
+    ref: str | None = None,
+    compile: bool = True,
+    again_key: str | None = None,
+    per_call: tuple[str, float] = ("ms_per_run", 1e3),
+    per_work: tuple[str, str, float] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Time ``variants`` as whole calls: each one's first call (compile cost, unless
+    ``compile=False``), then ``repeats`` interleaved samples of ``number`` warm calls
+    after ``warmup`` untimed ones (:func:`run_interleaved` with :class:`CallBench`).
+
+    Returns (rows, outputs): a row per variant with ``time_s`` (all samples), the time per
+    call scaled as ``per_call`` = (key, factor), with ``per_work`` = (work key, key, factor)
+    the work and the time per unit of work, ``ratio_to_<ref>`` (paired, against the
+    variant's ``ref`` or else ``ref``) and ``compile`` (the first call's events; with
+    ``again_key``, ``{"first_call": ..., again_key: ...}``); and each variant's last output.
+    """
+    comp: dict[str, Any] = {}
+    for v in variants if compile else ():
+        comp[v.name] = first_call(v.first or v.call)
+        if again_key is not None:
+            second = {again_key: first_call(v.again)} if v.again is not None else {}
+            comp[v.name] = {"first_call": comp[v.name], **second}
+    benches = [CallBench(v.name, v.call) for v in variants]
+    run_interleaved(benches, repeats=repeats, warmup=warmup, number=number)
+    by = {b.name: b for b in benches}
+    rows: dict[str, dict[str, Any]] = {}
+    for v, b in zip(variants, benches, strict=True):
+        st, row = b.stats(), {}
+        if per_work is not None:
+            row[per_work[0]] = v.work
+        row["time_s"] = st.to_dict()
+        row[per_call[0]] = st.scaled(per_call[1])
+        if per_work is not None:
+            row[per_work[1]] = st.scaled(per_work[2] / v.work)
+        r = v.ref or ref
+        if r is not None:
+            row["ratio_to_" + r] = paired_ratio(b.samples, by[r].samples)
+        if v.name in comp:
+            row["compile"] = comp[v.name]
+        rows[v.name] = {**row, **v.info}
+    return rows, {b.name: b.last for b in benches}
+
+
+def final_params(out: Any) -> Any:
+    """Final params of a run's output: ``.params`` (a result object) or its first entry."""
+    return out.params if hasattr(out, "params") else out[0]
+
+
+def max_abs_diff(a: Any, b: Any) -> float:
+    """Largest ``|a - b|`` over all leaves, in float64; NaN entries (masked history) ignored."""
+    return max(
+        float(np.nanmax(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def agreement(
+    variants: Sequence[Variant], outputs: dict[str, Any], suffix: str = ""
+) -> dict[str, float]:
+    """``"<variant> vs <its check><suffix>"``: max abs difference of what ``out`` takes
+    from both outputs, for every variant that names a ``check``."""
+    by = {v.name: v for v in variants}
+    return {
+        f"{v.name} vs {v.check}{suffix}": max_abs_diff(
+            *((by[n].out or final_params)(outputs[n]) for n in (v.name, v.check))
+        )
+        for v in variants
+        if v.check is not None
+    }

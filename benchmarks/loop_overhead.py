@@ -1,8 +1,8 @@
 """Loop overhead: ``jol.minimize`` / ``jol.fit`` against hand-written loops.
 
-What a compiled training loop should cost is the XLA kernel of its step, nothing more
-(DESIGN.md, principle 3). This script measures how close the package's loops come to the
-best loop a user could write by hand with optax, and how far they are from the naive one.
+What a compiled training loop should cost is the XLA kernel of its step, nothing more.
+This script measures how close the package's loops come to the best loop a user could
+write by hand with optax, and how far they are from the naive one.
 
 Workload 1 -- Rosenbrock 2-D, ``adam(1e-2)`` from ``(-1.5, 2)``, ``--steps`` updates
 (default 10,000):
@@ -47,26 +47,14 @@ a second call with another learning rate shows whether the variant recompiles. F
 params are compared between variants (max abs difference).
 
 With ``--hlo-diff`` (default on, off with ``--quick``) the optimised HLO of the package's
-loop and of the hand-written loop are compiled apart and their opcode histograms diffed
-(extra gathers, converts, copies ... show up there); ``--dump-hlo DIR`` writes the texts.
-
-Usage::
-
-    python -m benchmarks.loop_overhead [--quick] [--steps 10000] [--python-steps 10000]
-        [--epochs 20] [--full-batch-epochs 200] [--batch-size 64] [--rosen-repeats 100]
-        [--repeats 30] [--python-repeats 10] [--no-diagnostics] [--no-hlo-diff]
-        [--dump-hlo DIR] [--out benchmarks/results]
-
-Writes ``<out>/loop_overhead_<platform>.json`` and ``.md`` (``--quick``:
-``loop_overhead_<platform>_quick.*``) and prints the markdown tables. Nothing assumes a
-platform: JAX picks the device.
+loop (``jax.jit`` of the public call) and of the hand-written loop are compiled apart and
+their opcode histograms diffed (extra gathers, converts, copies ... show up there);
+``--dump-hlo DIR`` writes the texts.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
+from functools import partial as P  # P(f, *args): the call f(*args)
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,16 +64,36 @@ import numpy as np
 import optax
 
 import jaxopt_lab as jol
-from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
+from benchmarks import _report as R
+from benchmarks import _timing as T
 
-REPO = Path(__file__).resolve().parents[1]
-
-GOAL_SPEEDUP_OVER_PYTHON_LOOP = 200.0
-GOAL_RATIO_OVER_HAND_WRITTEN = 1.05
+TITLE = "Loop overhead: jol.minimize / jol.fit vs hand-written loops"
+PARAMS = {
+    "steps": (1000, 10_000, "Rosenbrock steps per run"),
+    "python_steps": (1000, 10_000, "calls of the jitted step in the Python loop"),
+    "epochs": (2, 20, "digits epochs at --batch-size"),
+    "full_batch_epochs": (20, 200, "digits epochs at full batch"),
+    "batch_size": (64, 64, "digits mini-batch size"),
+    "lr": (1e-2, 1e-2, "Rosenbrock adam learning rate"),
+    "fit_lr": (1e-3, 1e-3, "digits adam learning rate"),
+    "repeats": (5, 30, "interleaved timed runs per digits variant"),
+    "rosen_repeats": (10, 100, "interleaved timed runs per Rosenbrock variant"),
+    "python_repeats": (3, 10, "timed runs of the Python loop"),
+    "warmup": (1, 3, "untimed calls per variant before timing", 0),
+    "small_number": (5, 20, "calls per sample for the 1-step (fixed cost) runs"),
+    "diagnostics": (False, True, "loop/optimizer split, new-lr recompiles, fixed cost"),
+    "hlo_diff": (False, True, "diff optimised-HLO opcode counts, package vs hand-written"),
+    "dump_hlo": (None, None, "write the optimised HLO texts of --hlo-diff to this folder"),
+    "seed": (0, 0, "seed of the digits init and shuffles", 0),
+}
+GOAL_SPEEDUP_OVER_PYTHON_LOOP, GOAL_RATIO_OVER_HAND_WRITTEN = 200.0, 1.05
 REF_STEPS = 10_000  # the "10k-step equivalent" the Python loop is reported against
+NEW_LR = "new_learning_rate_call"  # the second call, with twice the learning rate
+PER_STEP = {"again_key": NEW_LR, "per_work": ("steps", "us_per_step", 1e6)}
 
 # Variant names (also the JSON keys).
 MIN_JOL = "jol.minimize + jol.adam"
+MIN_ARR = "jol.minimize + jol.adam (device-array hyperparams)"
 MIN_OPTAX = "jol.minimize + optax.adam (static)"
 SCAN_OPTAX = "hand-written optax jit+scan"
 SCAN_JOL = "hand-written jit+scan + jol.adam (arg)"
@@ -96,116 +104,50 @@ FIT_OPTAX = "jol.fit + optax.adam (static)"
 FIT_SCAN_OPTAX = "hand-written optax jit+scan (same shuffle)"
 FIT_SCAN_JOL = "hand-written jit+scan + jol.adam (arg)"
 FIT_SCAN_NOGATHER = "hand-written optax jit+scan, no gather"
-MIN_ARR = "jol.minimize + jol.adam (device-array hyperparams)"
-VS_PY = " (vs Python loop)"
-ONE = ", 1 step"
-ONE_EPOCH = ", 1 epoch"
-
-
-# --------------------------------------------------------------------------- problems
+VS_PY, ONE, ONE_EPOCH = " (vs Python loop)", ", 1 step", ", 1 epoch"
 
 
 def rosenbrock(p: jax.Array) -> jax.Array:
     """f(x, y) = (1 - x)^2 + 100 (y - x^2)^2; minimum 0 at (1, 1)."""
-    x, y = p[0], p[1]
-    return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
-
-
-def digits_problem() -> tuple[str, Callable, Any, Callable]:
-    """(source, loss(params, batch), train data, init_params(key)) of the digits MLP.
-
-    Uses ``jaxopt_lab.problems.digits_mlp()``; falls back to an equivalent local
-    definition (scikit-learn's digits, 75/25 stratified split, 64-64-10 ReLU MLP, softmax
-    cross-entropy) if that module is unavailable."""
-    try:
-        from jaxopt_lab import problems
-
-        p = problems.digits_mlp()
-        return "jaxopt_lab.problems.digits_mlp()", p.loss, p.train, p.init_params
-    except (ImportError, AttributeError):
-        pass
-    import sklearn.datasets
-    import sklearn.model_selection
-
-    bunch = sklearn.datasets.load_digits()
-    x = np.asarray(bunch.data, np.float32) / np.float32(16.0)
-    y = np.asarray(bunch.target, np.int32)
-    x_tr, _, y_tr, _ = sklearn.model_selection.train_test_split(
-        x, y, test_size=0.25, stratify=y, random_state=0
-    )
-    train = {"x": jnp.asarray(x_tr), "y": jnp.asarray(y_tr)}
-
-    def init_params(key):
-        k1, k2 = jax.random.split(key)
-        return {
-            "w1": math.sqrt(2 / 64) * jax.random.normal(k1, (64, 64), jnp.float32),
-            "b1": jnp.zeros((64,), jnp.float32),
-            "w2": math.sqrt(2 / 64) * jax.random.normal(k2, (64, 10), jnp.float32),
-            "b2": jnp.zeros((10,), jnp.float32),
-        }
-
-    def loss(params, batch):
-        h = jax.nn.relu(batch["x"] @ params["w1"] + params["b1"])
-        logp = jax.nn.log_softmax(h @ params["w2"] + params["b2"], axis=-1)
-        return -jnp.mean(jnp.take_along_axis(logp, batch["y"][:, None], axis=-1))
-
-    return "local digits MLP (benchmarks/loop_overhead.py)", loss, train, init_params
+    return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] * p[0]) ** 2
 
 
 # --------------------------------------------------------------------------- hand-written loops
 
 
-def make_scan_optax(loss_fn: Callable, opt: Any, steps: int) -> Callable:
-    """The best full-batch loop a user writes by hand with optax: one jit, one scan,
-    per-step loss and global grad norm recorded. ``opt`` is closed over (a constant)."""
-
-    def run(params):
-        def step(carry, _):
-            p, s = carry
-            loss, g = jax.value_and_grad(loss_fn)(p)
-            u, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, u), s), (loss, optax.global_norm(g))
-
-        (p, s), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-        return p, s, losses, norms
-
-    return jax.jit(run)
+def libs(opt: Any) -> tuple[Callable, Callable]:
+    """``apply_updates`` and ``global_norm`` of optax, or of jaxopt_lab when ``opt`` is None
+    (a jaxopt_lab optimizer passed as an argument)."""
+    return (
+        (jol.apply_updates, jol.global_norm)
+        if opt is None
+        else (optax.apply_updates, optax.global_norm)
+    )
 
 
-def make_scan_jol(loss_fn: Callable, steps: int) -> Callable:
-    """The same loop with a jaxopt_lab optimizer passed as a pytree argument."""
+def scan_loop(loss_fn: Callable, steps: int, opt: Any = None, inject: bool = False) -> Callable:
+    """The best full-batch loop a user writes by hand: one jit, one scan, per-step loss
+    and global grad norm recorded. ``run(params)`` with an optax ``opt`` closed over (a
+    constant); ``run(params, opt)`` with a jaxopt_lab optimizer passed as a pytree
+    argument (``opt=None``); with ``inject``, ``run(params, lr)``: optax's adam with the
+    learning rate as data (``inject_hyperparams``), compiled once for every ``lr``."""
+    if inject:
+        opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+    apply, gnorm = libs(opt)
 
-    def run(params, opt):
-        def step(carry, _):
-            p, s = carry
-            loss, g = jax.value_and_grad(loss_fn)(p)
-            u, s = opt.update(g, s, p)
-            return (jol.apply_updates(p, u), s), (loss, jol.global_norm(g))
-
-        (p, s), (losses, norms) = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-        return p, s, losses, norms
-
-    return jax.jit(run)
-
-
-def make_scan_inject(loss_fn: Callable, steps: int) -> Callable:
-    """The hand-written optax loop with the learning rate as data, the optax way
-    (``inject_hyperparams``): ``run(params, lr)`` compiles once for every ``lr`` -- the
-    feature ``jol.minimize`` gives with ``jol.adam`` -- so this is the like-for-like
-    reference (DESIGN.md: compare against jit + scan + inject_hyperparams)."""
-    opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
-
-    def run(params, lr):
-        s = opt.init(params)
-        hp = dict(s.hyperparams)
-        hp["learning_rate"] = jnp.asarray(lr, hp["learning_rate"].dtype)
-        s = s._replace(hyperparams=hp)
+    def run(params, *arg):
+        o = opt if opt is not None else arg[0]
+        s = o.init(params)
+        if inject:
+            hp = dict(s.hyperparams)
+            hp["learning_rate"] = jnp.asarray(arg[0], hp["learning_rate"].dtype)
+            s = s._replace(hyperparams=hp)
 
         def step(carry, _):
             p, s = carry
             loss, g = jax.value_and_grad(loss_fn)(p)
-            u, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, u), s), (loss, optax.global_norm(g))
+            u, s = o.update(g, s, p)
+            return (apply(p, u), s), (loss, gnorm(g))
 
         (p, s), (losses, norms) = jax.lax.scan(step, (params, s), None, length=steps)
         return p, s, losses, norms
@@ -213,17 +155,15 @@ def make_scan_inject(loss_fn: Callable, steps: int) -> Callable:
     return jax.jit(run)
 
 
-def make_python_loop(loss_fn: Callable, opt: Any, steps: int) -> Callable:
+def python_loop(loss_fn: Callable, opt: Any, steps: int) -> Callable:
     """The naive loop: ``steps`` Python calls of a jitted optax step."""
 
     @jax.jit
     def step(p, s):
-        g = jax.grad(loss_fn)(p)
-        u, s = opt.update(g, s, p)
+        u, s = opt.update(jax.grad(loss_fn)(p), s, p)
         return optax.apply_updates(p, u), s
 
-    def run(params, state):
-        p, s = params, state
+    def run(p, s):
         for _ in range(steps):
             p, s = step(p, s)
         return p, s
@@ -240,19 +180,16 @@ def fit_indices(key: jax.Array, epoch: jax.Array, n: int, batch_size: int) -> ja
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-def make_fit_scan(
-    loss_fn: Callable, opt: Any | None, n: int, batch_size: int, epochs: int, *, gather: bool = True
+def fit_loop(
+    loss_fn: Callable, opt: Any, n: int, batch_size: int, epochs: int, gather: bool = True
 ) -> Callable:
-    """Hand-written mini-batch loop with ``fit``'s shuffling. ``opt=None``: a jaxopt_lab
-    optimizer is passed as the last argument instead (pytree, no recompile).
-    ``gather=False`` (full batch only): ``batch = data``, no index gather at all."""
-    if not gather and batch_size != n:
-        raise ValueError("gather=False only makes sense with batch_size == N")
-    apply = optax.apply_updates if opt is not None else jol.apply_updates
-    gnorm = optax.global_norm if opt is not None else jol.global_norm
+    """Hand-written mini-batch loop with ``fit``'s shuffling: ``run(params, data, key)``;
+    ``opt=None``: a jaxopt_lab optimizer is passed as a last argument (pytree, no
+    recompile). ``gather=False`` (full batch only): ``batch = data``, no index gather."""
+    apply, gnorm = libs(opt)
 
-    def run(params, data, key, *maybe_opt):
-        o = opt if opt is not None else maybe_opt[0]
+    def run(params, data, key, *arg):
+        o = opt if opt is not None else arg[0]
 
         def step(carry, idx):
             p, s = carry
@@ -273,76 +210,6 @@ def make_fit_scan(
 # --------------------------------------------------------------------------- helpers
 
 
-def params_of(out: Any) -> Any:
-    """Final params of any variant's output (OptimizeResult or a (p, s, ...) tuple)."""
-    return out.params if hasattr(out, "params") else out[0]
-
-
-def max_abs_diff(a: Any, b: Any) -> float:
-    return max(
-        float(jnp.max(jnp.abs(jnp.asarray(x, jnp.float32) - jnp.asarray(y, jnp.float32))))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-    )
-
-
-def first_calls(
-    name: str, first: Callable[[], Any], second: Callable[[], Any] | None
-) -> dict[str, Any]:
-    """Compile cost of ``first()`` (a variant's very first call: trace + lower + XLA
-    compile + one run) and whether ``second()`` (another learning rate) recompiles."""
-    with T.CompileEvents() as c1:
-        jax.block_until_ready(first())
-    out = {"first_call": c1.to_dict()}
-    if second is not None:
-        with T.CompileEvents() as c2:
-            jax.block_until_ready(second())
-        out["new_learning_rate_call"] = c2.to_dict()
-    return out
-
-
-def summarise(benches: list[T.CallBench], ref: str, work_steps: dict[str, int]) -> dict[str, Any]:
-    """Per-variant stats (ms per run, µs per step) and ratios to ``ref``."""
-    by = {b.name: b for b in benches}
-    out: dict[str, Any] = {}
-    for b in benches:
-        st = b.stats()
-        steps = work_steps[b.name]
-        out[b.name] = {
-            "steps": steps,
-            "time_s": st.to_dict(),
-            "ms_per_run": st.scaled(1e3),
-            "us_per_step": st.scaled(1e6 / steps),
-            "ratio_to_" + ref: T.paired_ratio(b.samples, by[ref].samples),
-            **b.info,
-        }
-    return out
-
-
-def hlo_compare(
-    name_a: str, compiled_a: Any, name_b: str, compiled_b: Any, dump: Path | None, tag: str
-) -> dict[str, Any]:
-    ca, cb = T.hlo_op_counts(compiled_a), T.hlo_op_counts(compiled_b)
-    res = {
-        "ops_" + name_a: ca,
-        "ops_" + name_b: cb,
-        f"diff ({name_a} - {name_b})": T.hlo_op_diff(ca, cb),
-    }
-    for nm, c in ((name_a, compiled_a), (name_b, compiled_b)):
-        try:
-            ma = c.memory_analysis()
-            res["temp_bytes_" + nm] = int(ma.temp_size_in_bytes)
-        except Exception:  # pragma: no cover - best effort
-            pass
-    if dump is not None:
-        dump.mkdir(parents=True, exist_ok=True)
-        (dump / f"{tag}_{name_a}.hlo.txt").write_text(compiled_a.as_text())
-        (dump / f"{tag}_{name_b}.hlo.txt").write_text(compiled_b.as_text())
-    return res
-
-
-# --------------------------------------------------------------------------- workload 1
-
-
 def as_device_arrays(opt: Any) -> Any:
     """The same optimizer with its Python-float hyperparameters as (weakly typed) device
     arrays: a public-API workaround that saves the per-call host->device conversion of
@@ -350,387 +217,309 @@ def as_device_arrays(opt: Any) -> Any:
     return jax.tree.map(jnp.asarray, opt)
 
 
-def bench_rosenbrock(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    lr, lr2, steps, py_steps = args.lr, 2 * args.lr, args.steps, args.python_steps
-    p0 = jnp.asarray([-1.5, 2.0], jnp.float32)
-    f = rosenbrock
-    diag = args.diagnostics
+def hlo_compare(programs: dict[str, Callable], ours: str, dump: str | None, tag: str) -> dict:
+    """Opcode histograms of the compiled program ``ours`` and of each other one of
+    ``programs`` (name -> a thunk compiling it), their difference and temp memory."""
+    try:
+        compiled = {name: make() for name, make in programs.items()}
+        ops = {name: T.hlo_op_counts(c) for name, c in compiled.items()}
+        temp = {
+            n: getattr(c.memory_analysis(), "temp_size_in_bytes", None) for n, c in compiled.items()
+        }
+    except Exception as e:  # pragma: no cover - best effort
+        return {"error": repr(e)}
+    for name, c in compiled.items() if dump is not None else ():
+        Path(dump).mkdir(parents=True, exist_ok=True)
+        (Path(dump) / f"{tag}_{name}.hlo.txt").write_text(c.as_text())
+    out = {}
+    for b in [name for name in programs if name != ours]:
+        out[f"{ours}_vs_{b}"] = {
+            f"ops_{ours}": ops[ours],
+            f"ops_{b}": ops[b],
+            f"diff ({ours} - {b})": T.hlo_op_diff(ops[ours], ops[b]),
+            f"temp_bytes_{ours}": temp[ours],
+            f"temp_bytes_{b}": temp[b],
+        }
+    return out
+
+
+def diag(cfg: Any, call: Callable) -> Callable | None:
+    """``call`` with --diagnostics, else None: a new-lr call that costs a compile."""
+    return call if cfg.diagnostics else None
+
+
+def fixed_cost(variants: list[T.Variant], cfg: Any, repeats: int) -> dict[str, Any]:
+    """The per-call cost of 1-step (1-epoch) runs and of their public-API pieces."""
+    rows, _ = T.measure(variants, repeats=repeats, warmup=cfg.warmup + 2, number=cfg.small_number,
+                        compile=False, per_call=("us_per_call", 1e6))  # fmt: skip
+    return rows
+
+
+# --------------------------------------------------------------------------- workload 1
+
+
+def bench_rosenbrock(cfg: Any, log: R.Log) -> dict[str, Any]:
+    lr, lr2, steps, py_steps = cfg.lr, 2 * cfg.lr, cfg.steps, cfg.python_steps
+    f, p0 = rosenbrock, jnp.asarray([-1.5, 2.0], jnp.float32)
     opt_jol, opt_ox, opt_py = jol.adam(lr), optax.adam(lr), optax.adam(lr)
     opt_arr = as_device_arrays(opt_jol)
     s_py = jax.block_until_ready(opt_py.init(p0))
-
-    # Every variant is built once; its first call is the compile measurement, and the
-    # timed calls reuse the same objects (so nothing is traced or compiled again).
-    scan_ox = make_scan_optax(f, opt_ox, steps)
-    scan_jol = make_scan_jol(f, steps)
-    scan_inj = make_scan_inject(f, steps)
+    scan_ox, scan_jol = scan_loop(f, steps, opt_ox), scan_loop(f, steps)
+    scan_inj = scan_loop(f, steps, inject=True)
     lr_arr, lr2_arr = jnp.asarray(lr, jnp.float32), jnp.asarray(lr2, jnp.float32)
-    py_loop = make_python_loop(f, opt_py, py_steps)
-    calls: dict[str, tuple[Callable, Callable | None]] = {
-        MIN_JOL: (
-            lambda: jol.minimize(f, p0, opt_jol, steps),
-            lambda: jol.minimize(f, p0, jol.adam(lr2), steps),
-        ),
-        MIN_ARR: (
-            lambda: jol.minimize(f, p0, opt_arr, steps),
-            lambda: jol.minimize(f, p0, as_device_arrays(jol.adam(lr2)), steps),
-        ),
-        MIN_OPTAX: (
-            lambda: jol.minimize(f, p0, opt_ox, steps),
-            (lambda: jol.minimize(f, p0, optax.adam(lr2), steps)) if diag else None,
-        ),
-        SCAN_OPTAX: (
-            lambda: scan_ox(p0),
-            (lambda: make_scan_optax(f, optax.adam(lr2), steps)(p0)) if diag else None,
-        ),
-        SCAN_JOL: (lambda: scan_jol(p0, opt_jol), lambda: scan_jol(p0, jol.adam(lr2))),
-        SCAN_INJECT: (lambda: scan_inj(p0, lr_arr), lambda: scan_inj(p0, lr2_arr)),
-    }
-    comp = {name: first_calls(name, a, b) for name, (a, b) in calls.items()}
-    # The Python loop's compile: the first call of its jitted step (one step only).
-    comp[PYLOOP] = first_calls(
-        PYLOOP,
-        lambda: make_python_loop(f, opt_py, 1)(p0, s_py),
-        (lambda: make_python_loop(f, optax.adam(lr2), 1)(p0, s_py)) if diag else None,
-    )
-    log(f"rosenbrock: first calls done ({MIN_JOL}: {comp[MIN_JOL]['first_call']['wall_s']:.2f} s)")
 
-    benches = [T.CallBench(name, a) for name, (a, _) in calls.items()]
-    T.run_interleaved(benches, repeats=args.rosen_repeats, warmup=args.warmup, number=1)
+    def mini(opt: Any, n: int = steps) -> Callable:  # the public call
+        return P(jol.minimize, f, p0, opt, n)
+
+    V = P(T.Variant, work=steps)
+    variants = [
+        V(MIN_JOL, mini(opt_jol), again=mini(jol.adam(lr2)), check=SCAN_OPTAX),
+        V(MIN_ARR, mini(opt_arr), again=mini(as_device_arrays(jol.adam(lr2))), check=MIN_JOL),
+        V(MIN_OPTAX, mini(opt_ox), again=diag(cfg, mini(optax.adam(lr2))), check=SCAN_OPTAX),
+        V(SCAN_OPTAX, P(scan_ox, p0), again=diag(cfg, P(scan_loop(f, steps, optax.adam(lr2)), p0))),
+        V(SCAN_JOL, P(scan_jol, p0, opt_jol), again=P(scan_jol, p0, jol.adam(lr2)), check=MIN_JOL),
+        V(SCAN_INJECT, P(scan_inj, p0, lr_arr), again=P(scan_inj, p0, lr2_arr), check=SCAN_OPTAX),
+    ]
+    rows, outs = T.measure(
+        variants, ref=SCAN_OPTAX, repeats=cfg.rosen_repeats, warmup=cfg.warmup, **PER_STEP
+    )
     log("rosenbrock: interleaved loop timings done")
 
     # The Python loop is ~100x slower: fewer repeats, interleaved with minimize again so
-    # that the speedup is taken under the same conditions.
-    py = T.CallBench(PYLOOP, py_loop, (p0, s_py))
-    min2 = T.CallBench(MIN_JOL + VS_PY, calls[MIN_JOL][0])
-    T.run_interleaved([py, min2], repeats=args.python_repeats, warmup=1, number=1)
-    log("rosenbrock: Python loop done")
-
-    work = {b.name: steps for b in benches}
-    work[PYLOOP] = py_steps
-    work[min2.name] = steps
-    rows = summarise(benches, SCAN_OPTAX, work)
-    rows.update(summarise([py, min2], min2.name, work))
-    for name in rows:
-        rows[name]["compile"] = comp.get(name.replace(VS_PY, ""))
-    py_us = rows[PYLOOP]["us_per_step"]
-    rows[PYLOOP]["ms_per_10k_steps"] = {k: v * REF_STEPS / 1e3 for k, v in py_us.items()}
-    rows[PYLOOP]["ms_per_10k_steps_is_extrapolated"] = py_steps != REF_STEPS
-
-    # Correctness: final params of minimize vs the hand-written scan (and the rest).
-    final = {b.name: params_of(b.last) for b in benches}
-    agree = {
-        f"{MIN_JOL} vs {SCAN_OPTAX}": max_abs_diff(final[MIN_JOL], final[SCAN_OPTAX]),
-        f"{MIN_OPTAX} vs {SCAN_OPTAX}": max_abs_diff(final[MIN_OPTAX], final[SCAN_OPTAX]),
-        f"{SCAN_JOL} vs {MIN_JOL}": max_abs_diff(final[SCAN_JOL], final[MIN_JOL]),
-        f"{MIN_ARR} vs {MIN_JOL}": max_abs_diff(final[MIN_ARR], final[MIN_JOL]),
-        f"{SCAN_INJECT} vs {SCAN_OPTAX}": max_abs_diff(final[SCAN_INJECT], final[SCAN_OPTAX]),
-    }
-    if py_steps == steps:
-        agree[f"{PYLOOP} vs {SCAN_OPTAX}"] = max_abs_diff(params_of(py.last), final[SCAN_OPTAX])
-    res_min, res_ref = benches[0].last, benches[[b.name for b in benches].index(SCAN_OPTAX)].last
-    losses_diff = float(jnp.max(jnp.abs(res_min.losses - res_ref[2])))
-    norms_rel = float(
-        jnp.max(jnp.abs(res_min.grad_norms - res_ref[3]) / jnp.maximum(res_ref[3], 1e-30))
+    # that the speedup is taken under the same conditions. Its compile is that of the
+    # first call of its jitted step (one step only).
+    py_loop = python_loop(f, opt_py, py_steps)
+    first, again = python_loop(f, opt_py, 1), python_loop(f, optax.adam(lr2), 1)
+    check = SCAN_OPTAX if py_steps == steps else None
+    py = V(PYLOOP, P(py_loop, p0, s_py), first=P(first, p0, s_py), work=py_steps, check=check)
+    py.again = diag(cfg, P(again, p0, s_py))
+    pair = [py, V(MIN_JOL + VS_PY, mini(opt_jol))]
+    py_rows, py_outs = T.measure(
+        pair, ref=MIN_JOL + VS_PY, repeats=cfg.python_repeats, warmup=1, **PER_STEP
     )
-
-    # Speedup of minimize over the Python loop, per step (both measured in the same
-    # interleaved rounds; per step, so it holds when --python-steps differs from --steps).
-    sp = {
-        "median": py_us["median"] / rows[min2.name]["us_per_step"]["median"],
-        "minimize_main_table_median": py_us["median"] / rows[MIN_JOL]["us_per_step"]["median"],
-        "min_over_min": py_us["min"] / rows[min2.name]["us_per_step"]["min"],
-        "hand_written_scan_median": py_us["median"] / rows[SCAN_OPTAX]["us_per_step"]["median"],
-    }
+    log("rosenbrock: Python loop done")
+    py_rows[MIN_JOL + VS_PY]["compile"] = rows[MIN_JOL]["compile"]
+    py_us, min_us = py_rows[PYLOOP]["us_per_step"], py_rows[MIN_JOL + VS_PY]["us_per_step"]
+    py_rows[PYLOOP]["ms_per_10k_steps"] = {k: v * REF_STEPS / 1e3 for k, v in py_us.items()}
+    py_rows[PYLOOP]["ms_per_10k_steps_is_extrapolated"] = py_steps != REF_STEPS
+    res_min, res_ref = outs[MIN_JOL], outs[SCAN_OPTAX]
+    samples = {k: r["time_s"]["samples"] for k, r in rows.items()}
     out = {
         "problem": "rosenbrock 2-D, x0 = (-1.5, 2), float32",
         "optimizer": f"adam({lr}) (second call: adam({lr2}))",
         "steps": steps,
         "python_loop_steps": py_steps,
-        "repeats": args.rosen_repeats,
-        "python_loop_repeats": args.python_repeats,
-        "variants": rows,
-        "speedup_minimize_over_python_loop": sp,
+        "repeats": cfg.rosen_repeats,
+        "python_loop_repeats": cfg.python_repeats,
+        "variants": {**rows, **py_rows},
+        # per step, so that it holds when --python-steps differs from --steps
+        "speedup_minimize_over_python_loop": {
+            "median": py_us["median"] / min_us["median"],
+            "minimize_main_table_median": py_us["median"] / rows[MIN_JOL]["us_per_step"]["median"],
+            "min_over_min": py_us["min"] / min_us["min"],
+            "hand_written_scan_median": py_us["median"] / rows[SCAN_OPTAX]["us_per_step"]["median"],
+        },
         "ratio_minimize_over_hand_written": rows[MIN_JOL]["ratio_to_" + SCAN_OPTAX],
         "ratio_minimize_over_inject_hyperparams": T.paired_ratio(
-            benches[0].samples, benches[[b.name for b in benches].index(SCAN_INJECT)].samples
+            samples[MIN_JOL], samples[SCAN_INJECT]
         ),
-        "final_params": {k: np.asarray(v).tolist() for k, v in final.items()},
+        "final_params": {k: np.asarray(T.final_params(o)).tolist() for k, o in outs.items()},
         "final_loss_minimize": float(res_min.losses[-1]),
-        "max_abs_param_diff": agree,
-        "max_abs_loss_history_diff_minimize_vs_hand_written": losses_diff,
-        "max_rel_grad_norm_history_diff_minimize_vs_hand_written": norms_rel,
+        "max_abs_param_diff": T.agreement([*variants, *pair], {**outs, **py_outs}),
+        "max_abs_loss_history_diff_minimize_vs_hand_written": T.max_abs_diff(
+            res_min.losses, res_ref[2]
+        ),
+        "max_rel_grad_norm_history_diff_minimize_vs_hand_written": float(
+            jnp.max(jnp.abs(res_min.grad_norms - res_ref[3]) / jnp.maximum(res_ref[3], 1e-30))
+        ),
     }
 
-    # Fixed per-call cost (validation + argument handling + dispatch), from 1-step runs,
-    # and the pieces it is made of (public APIs only).
-    if args.diagnostics:
-        one_scan_ox, one_scan_jol = make_scan_optax(f, opt_ox, 1), make_scan_jol(f, 1)
-        one = [
-            T.CallBench(MIN_JOL + ONE, lambda: jol.minimize(f, p0, opt_jol, 1)),
-            T.CallBench(MIN_ARR + ONE, lambda: jol.minimize(f, p0, opt_arr, 1)),
-            T.CallBench(SCAN_OPTAX + ONE, one_scan_ox, (p0,)),
-            T.CallBench(SCAN_JOL + ONE, one_scan_jol, (p0, opt_jol)),
-            T.CallBench(
-                SCAN_JOL + " (device-array hyperparams)" + ONE, one_scan_jol, (p0, opt_arr)
-            ),
-            T.CallBench(
-                "jax.eval_shape(loss_fn, params) (minimize's per-call validation)",
-                lambda: jax.eval_shape(f, p0),
-            ),
-        ]
-        T.run_interleaved(
-            one, repeats=args.rosen_repeats, warmup=args.warmup + 2, number=args.small_number
-        )
-        out["one_step_call"] = {
-            b.name: {"us_per_call": b.stats().scaled(1e6), "time_s": b.stats().to_dict()}
-            for b in one
-        }
-        med = {b.name: b.stats().median * 1e6 for b in one}
-        out["one_step_call_extra_us"] = med[MIN_JOL + ONE] - med[SCAN_OPTAX + ONE]
+    if cfg.diagnostics:  # fixed per-call cost (validation, arguments, dispatch): 1-step runs
+        one_ox, one_jol = scan_loop(f, 1, opt_ox), scan_loop(f, 1)
+        one = out["one_step_call"] = fixed_cost([
+            T.Variant(MIN_JOL + ONE, mini(opt_jol, 1)),
+            T.Variant(MIN_ARR + ONE, mini(opt_arr, 1)),
+            T.Variant(SCAN_OPTAX + ONE, P(one_ox, p0)),
+            T.Variant(SCAN_JOL + ONE, P(one_jol, p0, opt_jol)),
+            T.Variant(SCAN_JOL + " (device-array hyperparams)" + ONE, P(one_jol, p0, opt_arr)),
+            T.Variant("jax.eval_shape(loss_fn, params) (minimize's per-call validation)",
+                      P(jax.eval_shape, f, p0)),
+        ], cfg, cfg.rosen_repeats)  # fmt: skip
+        out["one_step_call_extra_us"] = gap_us(one, MIN_JOL + ONE, SCAN_OPTAX + ONE, "us_per_call")
         log("rosenbrock: fixed-cost calls done")
-
-    if args.hlo_diff:
-        try:
-            ca = jol.loops._minimize.lower(  # private: diagnostics only
-                p0,
-                opt_jol,
-                None,
-                loss_fn=f,
-                steps=steps,
-                has_aux=False,
-                static_opt=None,
-                use_tol=False,
-            ).compile()
-            cb = scan_ox.lower(p0).compile()
-            cc = scan_jol.lower(p0, opt_jol).compile()
-            out["hlo"] = {
-                "minimize_vs_hand_written_optax": hlo_compare(
-                    "minimize", ca, "hand_written_optax", cb, args.dump_hlo, "rosenbrock"
-                ),
-                "minimize_vs_hand_written_jol": hlo_compare(
-                    "minimize", ca, "hand_written_jol", cc, args.dump_hlo, "rosenbrock"
-                ),
-            }
-        except Exception as e:  # pragma: no cover - private API may change
-            out["hlo"] = {"error": repr(e)}
+    if cfg.hlo_diff:  # the public call jitted with the optimizer as an argument, as it runs
+        minimize = jax.jit(lambda p, o: jol.minimize(f, p, o, steps))
+        programs = {
+            "minimize": lambda: minimize.lower(p0, opt_jol).compile(),
+            "hand_written_optax": lambda: scan_ox.lower(p0).compile(),
+            "hand_written_jol": lambda: scan_jol.lower(p0, opt_jol).compile(),
+        }
+        out["hlo"] = hlo_compare(programs, "minimize", cfg.dump_hlo, "rosenbrock")
     return out
 
 
 # --------------------------------------------------------------------------- workload 2
 
 
-def bench_fit_config(
-    source: str,
-    loss_fn: Callable,
-    data: Any,
-    params: Any,
-    n: int,
-    batch_size: int,
-    epochs: int,
-    args: argparse.Namespace,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    lr, lr2 = args.fit_lr, 2 * args.fit_lr
-    key = jax.random.PRNGKey(args.seed)
-    steps = epochs * (n // batch_size)
-    full = batch_size == n
-    kw = dict(batch_size=batch_size, epochs=epochs, key=key)
-    diag = args.diagnostics
+def bench_fit(loss_fn: Callable, data: Any, params: Any, batch_size: int, epochs: int, cfg: Any,
+              log: R.Log) -> dict[str, Any]:  # fmt: skip
+    n, lr, lr2 = int(jax.tree.leaves(data)[0].shape[0]), cfg.fit_lr, 2 * cfg.fit_lr
+    key, steps = jax.random.PRNGKey(cfg.seed), epochs * (n // batch_size)
     opt_jol, opt_ox = jol.adam(lr), optax.adam(lr)
+    scan_ox = fit_loop(loss_fn, opt_ox, n, batch_size, epochs)
+    scan_jol = fit_loop(loss_fn, None, n, batch_size, epochs)
+    no_gather = fit_loop(loss_fn, opt_ox, n, batch_size, epochs, gather=False)
 
-    scan_ox = make_fit_scan(loss_fn, opt_ox, n, batch_size, epochs)
-    calls: dict[str, tuple[Callable, Callable | None]] = {
-        FIT_JOL: (
-            lambda: jol.fit(loss_fn, params, opt_jol, data, **kw),
-            lambda: jol.fit(loss_fn, params, jol.adam(lr2), data, **kw),
+    def fit(opt: Any, n_epochs: int = epochs) -> Callable:  # the public call
+        return P(
+            jol.fit, loss_fn, params, opt, data, batch_size=batch_size, epochs=n_epochs, key=key
+        )
+
+    V = P(T.Variant, work=steps)
+    ox2 = fit_loop(loss_fn, optax.adam(lr2), n, batch_size, epochs)  # lr is a constant
+    variants = [
+        V(FIT_JOL, fit(opt_jol), again=fit(jol.adam(lr2)), check=FIT_SCAN_OPTAX),
+        V(
+            FIT_SCAN_OPTAX,
+            P(scan_ox, params, data, key),
+            again=diag(cfg, P(ox2, params, data, key)),
         ),
-        FIT_SCAN_OPTAX: (
-            lambda: scan_ox(params, data, key),
-            (
-                lambda: make_fit_scan(loss_fn, optax.adam(lr2), n, batch_size, epochs)(
-                    params, data, key
-                )
+    ]
+    if cfg.diagnostics:  # the loop alone, the optimizer alone, the gather alone
+        variants += [
+            V(FIT_OPTAX, fit(opt_ox), again=fit(optax.adam(lr2)), check=FIT_SCAN_OPTAX),
+            V(FIT_SCAN_JOL, P(scan_jol, params, data, key, opt_jol), check=FIT_JOL,
+              again=P(scan_jol, params, data, key, jol.adam(lr2))),
+        ]  # fmt: skip
+        if batch_size == n:
+            variants.append(
+                V(FIT_SCAN_NOGATHER, P(no_gather, params, data, key), check=FIT_SCAN_OPTAX)
             )
-            if diag
-            else None,
-        ),
-    }
-    if diag:
-        scan_jol = make_fit_scan(loss_fn, None, n, batch_size, epochs)
-        calls[FIT_OPTAX] = (
-            lambda: jol.fit(loss_fn, params, opt_ox, data, **kw),
-            lambda: jol.fit(loss_fn, params, optax.adam(lr2), data, **kw),
-        )
-        calls[FIT_SCAN_JOL] = (
-            lambda: scan_jol(params, data, key, opt_jol),
-            lambda: scan_jol(params, data, key, jol.adam(lr2)),
-        )
-        if full:
-            nog = make_fit_scan(loss_fn, opt_ox, n, batch_size, epochs, gather=False)
-            calls[FIT_SCAN_NOGATHER] = (lambda: nog(params, data, key), None)
-    comp = {name: first_calls(name, a, b) for name, (a, b) in calls.items()}
-    log(f"digits B={batch_size} epochs={epochs}: first calls done")
-
-    benches = [T.CallBench(name, a) for name, (a, _) in calls.items()]
-    T.run_interleaved(benches, repeats=args.repeats, warmup=args.warmup, number=1)
+    rows, outs = T.measure(
+        variants, ref=FIT_SCAN_OPTAX, repeats=cfg.repeats, warmup=cfg.warmup, **PER_STEP
+    )
     log(f"digits B={batch_size} epochs={epochs}: timings done")
-
-    rows = summarise(benches, FIT_SCAN_OPTAX, {b.name: steps for b in benches})
-    for name in rows:
-        rows[name]["compile"] = comp.get(name)
-    final = {b.name: params_of(b.last) for b in benches}
-    res_fit, ref_out = benches[0].last, benches[1].last
-    agree = {f"{FIT_JOL} vs {FIT_SCAN_OPTAX}": max_abs_diff(final[FIT_JOL], final[FIT_SCAN_OPTAX])}
-    if diag:
-        agree[f"{FIT_OPTAX} vs {FIT_SCAN_OPTAX}"] = max_abs_diff(
-            final[FIT_OPTAX], final[FIT_SCAN_OPTAX]
-        )
-        agree[f"{FIT_SCAN_JOL} vs {FIT_JOL}"] = max_abs_diff(final[FIT_SCAN_JOL], final[FIT_JOL])
     out = {
-        "problem": source,
+        "problem": "jaxopt_lab.problems.digits_mlp()",
         "n_train": n,
         "batch_size": batch_size,
         "epochs": epochs,
         "steps": steps,
         "optimizer": f"adam({lr}) (second call: adam({lr2}))",
-        "repeats": args.repeats,
+        "repeats": cfg.repeats,
         "variants": rows,
         "ratio_fit_over_hand_written": rows[FIT_JOL]["ratio_to_" + FIT_SCAN_OPTAX],
-        "final_loss_fit": float(res_fit.losses[-1]),
-        "max_abs_param_diff": agree,
-        "max_abs_loss_history_diff_fit_vs_hand_written": float(
-            jnp.max(jnp.abs(res_fit.losses - ref_out[2]))
+        "final_loss_fit": float(outs[FIT_JOL].losses[-1]),
+        "max_abs_param_diff": T.agreement(variants, outs),
+        "max_abs_loss_history_diff_fit_vs_hand_written": T.max_abs_diff(
+            outs[FIT_JOL].losses, outs[FIT_SCAN_OPTAX][2]
         ),
     }
 
-    # Fixed per-call cost of fit, from 1-epoch runs, and its public-API pieces.
-    if diag:
-        kw1 = dict(batch_size=batch_size, epochs=1, key=key)
-        one_ox = make_fit_scan(loss_fn, opt_ox, n, batch_size, 1)
+    if cfg.diagnostics:  # fixed per-call cost of fit, from 1-epoch runs, and its pieces
+        one_ox = fit_loop(loss_fn, opt_ox, n, batch_size, 1)
         first_batch = jax.tree.map(lambda x: x[:batch_size], data)
-        one = [
-            T.CallBench(
-                FIT_JOL + ONE_EPOCH, lambda: jol.fit(loss_fn, params, opt_jol, data, **kw1)
-            ),
-            T.CallBench(FIT_SCAN_OPTAX + ONE_EPOCH, one_ox, (params, data, key)),
-            T.CallBench(
-                "jax.eval_shape(loss_fn, params, batch) (fit's per-call validation)",
-                lambda: jax.eval_shape(loss_fn, params, first_batch),
-            ),
-            T.CallBench(
-                "eager tree.map(x[:batch_size], data) (fit's per-call validation)",
-                lambda: jax.tree.map(lambda x: x[:batch_size], data),
-            ),
-        ]
-        T.run_interleaved(
-            one, repeats=args.repeats, warmup=args.warmup + 2, number=args.small_number
+        one = out["one_epoch_call"] = fixed_cost([
+            T.Variant(FIT_JOL + ONE_EPOCH, fit(opt_jol, 1)),
+            T.Variant(FIT_SCAN_OPTAX + ONE_EPOCH, P(one_ox, params, data, key)),
+            T.Variant("jax.eval_shape(loss_fn, params, batch) (fit's per-call validation)",
+                      P(jax.eval_shape, loss_fn, params, first_batch)),
+            T.Variant("eager tree.map(x[:batch_size], data) (fit's per-call validation)",
+                      lambda: jax.tree.map(lambda x: x[:batch_size], data)),
+        ], cfg, cfg.repeats)  # fmt: skip
+        out["one_epoch_call_extra_us"] = gap_us(
+            one, FIT_JOL + ONE_EPOCH, FIT_SCAN_OPTAX + ONE_EPOCH, "us_per_call"
         )
-        out["one_epoch_call"] = {
-            b.name: {"us_per_call": b.stats().scaled(1e6), "time_s": b.stats().to_dict()}
-            for b in one
-        }
-        out["one_epoch_call_extra_us"] = (one[0].stats().median - one[1].stats().median) * 1e6
         log(f"digits B={batch_size}: fixed-cost calls done")
-
-    if args.hlo_diff:
-        try:
-            ca = jol.loops._fit.lower(  # private: diagnostics only
-                params,
-                opt_jol,
-                data,
-                key,
-                loss_fn=loss_fn,
-                batch_size=batch_size,
-                epochs=epochs,
-                has_aux=False,
-                static_opt=None,
+    if cfg.hlo_diff:  # the public call jitted with the optimizer as an argument, as it runs
+        jitted = jax.jit(
+            lambda p, o, d, k: jol.fit(
+                loss_fn, p, o, d, batch_size=batch_size, epochs=epochs, key=k
+            )
+        )
+        programs = {
+            "fit": lambda: jitted.lower(params, opt_jol, data, key).compile(),
+            "hand_written_optax": lambda: scan_ox.lower(params, data, key).compile(),
+        }
+        if cfg.diagnostics:
+            programs["hand_written_jol"] = lambda: scan_jol.lower(
+                params, data, key, opt_jol
             ).compile()
-            cb = scan_ox.lower(params, data, key).compile()
-            tag = f"digits_B{batch_size}"
-            out["hlo"] = {
-                "fit_vs_hand_written_optax": hlo_compare(
-                    "fit", ca, "hand_written_optax", cb, args.dump_hlo, tag
-                )
-            }
-            if diag:
-                cc = scan_jol.lower(params, data, key, opt_jol).compile()
-                out["hlo"]["fit_vs_hand_written_jol"] = hlo_compare(
-                    "fit", ca, "hand_written_jol", cc, args.dump_hlo, tag
-                )
-        except Exception as e:  # pragma: no cover
-            out["hlo"] = {"error": repr(e)}
+        out["hlo"] = hlo_compare(programs, "fit", cfg.dump_hlo, f"digits_B{batch_size}")
     return out
 
 
-def bench_digits(args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    source, loss_fn, train, init_params = digits_problem()
-    data = jax.device_put(jax.tree.map(jnp.asarray, train))  # keep the data on the device
-    params = jax.block_until_ready(init_params(jax.random.PRNGKey(args.seed)))
+def run(quick: bool = True, **options: Any) -> dict[str, Any]:
+    cfg = R.settings(PARAMS, quick, options)
+    cfg.hlo_diff = cfg.hlo_diff or cfg.dump_hlo is not None
+    record, log = R.begin(
+        "loop_overhead",
+        cfg,
+        dtype="float32",
+        **R.WHOLE_CALLS,
+        goals={
+            "speedup_minimize_over_python_loop": GOAL_SPEEDUP_OVER_PYTHON_LOOP,
+            "ratio_over_hand_written": GOAL_RATIO_OVER_HAND_WRITTEN,
+        },
+    )
+    prob = jol.problems.digits_mlp()
+    data = jax.device_put(jax.tree.map(jnp.asarray, prob.train))  # keep the data on the device
+    params = jax.block_until_ready(prob.init_params(jax.random.PRNGKey(cfg.seed)))
     n = int(jax.tree.leaves(data)[0].shape[0])
-    if args.batch_size > n:
-        raise ValueError(f"--batch-size {args.batch_size} exceeds the {n} training rows")
-    return [
-        bench_fit_config(source, loss_fn, data, params, n, b, e, args, log)
-        for b, e in ((args.batch_size, args.epochs), (n, args.full_batch_epochs))
+    if cfg.batch_size > n:
+        raise ValueError(f"--batch-size {cfg.batch_size} exceeds the {n} training rows")
+    record["rosenbrock"] = bench_rosenbrock(cfg, log)
+    record["digits"] = [
+        bench_fit(prob.loss, data, params, b, e, cfg, log)
+        for b, e in ((cfg.batch_size, cfg.epochs), (n, cfg.full_batch_epochs))
     ]
+    return R.finish(record)
 
 
 # --------------------------------------------------------------------------- report
 
 
-def f2(x: float, nd: int = 2) -> str:
-    return f"{x:.{nd}f}"
+def new_lr_call(row: dict[str, Any]) -> str:
+    nl = (row.get("compile") or {}).get(NEW_LR)
+    return f"{nl['xla_compiles']} ({nl['wall_s'] * 1e3:.0f} ms)" if nl else "n/a"
 
 
-def fmt_ms(x: float) -> str:
-    return f"{x:.3f}" if x < 10 else f"{x:.2f}" if x < 1000 else f"{x:.0f}"
+def per_10k_steps(row: dict[str, Any]) -> str:
+    if "ms_per_10k_steps" in row:
+        return R.ms(row["ms_per_10k_steps"]["median"])
+    ms = R.ms(row["us_per_step"]["median"] * REF_STEPS / 1e3)
+    return ms + (" (extrapolated)" if row["steps"] != REF_STEPS else "")
 
 
-def variant_rows(rows: dict[str, Any], ref: str, ref_label: str = "ref") -> list[list[str]]:
-    out = []
-    for name, r in rows.items():
-        t, us = r["ms_per_run"], r["us_per_step"]
-        ratio = r.get("ratio_to_" + ref)
-        comp = r.get("compile") or {}
-        fc = comp.get("first_call", {})
-        nl = comp.get("new_learning_rate_call")
-        out.append(
-            [
-                name,
-                r["steps"],
-                fmt_ms(t["median"]),
-                fmt_ms(t["min"]),
-                fmt_ms(t["max"]),
-                f2(us["median"], 3),
-                ref_label
-                if name == ref
-                else (
-                    f"{ratio['median_over_median']:.3f} "
-                    f"({ratio['paired_q25']:.3f}-{ratio['paired_q75']:.3f})"
-                    if ratio
-                    else ""
-                ),
-                f2(fc["xla_compile_s"], 3) if fc else "",
-                f2(fc["wall_s"], 3) if fc else "",
-                (f"{nl['xla_compiles']} ({nl['wall_s'] * 1e3:.0f} ms)" if nl else "n/a"),
-            ]
-        )
-    return out
-
-
-HEADERS = [
-    "variant",
-    "steps",
-    "median ms/run",
-    "min ms",
-    "max ms",
-    "µs/step (median)",
-    "time / ref (paired q25-q75)",
-    "XLA compile s",
-    "1st call s",
-    "new-lr call: compiles (wall)",
+COLUMNS = [
+    ("variant", "name", None),
+    ("steps", "steps", "d"),
+    ("median ms/run", "ms_per_run.median", R.ms),
+    ("min ms", "ms_per_run.min", R.ms),
+    ("max ms", "ms_per_run.max", R.ms),
+    ("µs/step (median)", "us_per_step.median", ".3f"),
+    ("time / ref (paired q25-q75)", R.ratio_to_ref, R.ratio),
+    ("XLA compile s", "compile.first_call.xla_compile_s", ".3f"),
+    ("1st call s", "compile.first_call.wall_s", ".3f"),
+    ("new-lr call: compiles (wall)", new_lr_call, None),
 ]
+PY_COLUMNS = [
+    ("variant", lambda row: row["name"].replace(VS_PY, ""), None),
+    ("steps run", "steps", "d"),
+    *COLUMNS[2:6],
+    ("ms per 10k steps", per_10k_steps, None),
+    ("XLA compile s", lambda row: None if VS_PY in row["name"] else dig_compile(row), ".3f"),
+]
+FIXED = [
+    ("call", "name", None),
+    ("median µs", "us_per_call.median", ".0f"),
+    ("min µs", "us_per_call.min", ".0f"),
+    ("max µs", "us_per_call.max", ".0f"),
+]
+
+
+def dig_compile(row: dict[str, Any]) -> float:
+    return row["compile"]["first_call"]["xla_compile_s"]
 
 
 def goal(ok: bool) -> str:
@@ -738,122 +527,46 @@ def goal(ok: bool) -> str:
 
 
 def ratio_of(rows: dict[str, Any], name: str, ref: str) -> str:
-    if name not in rows:
-        return "n/a"
-    return f"{rows[name]['ratio_to_' + ref]['median_over_median']:.3f}"
+    return f"{rows[name]['ratio_to_' + ref]['median_over_median']:.3f}" if name in rows else "n/a"
 
 
-def gap_us(rows: dict[str, Any], a: str, b: str) -> float:
-    """Difference of the median run times of variants ``a`` and ``b``, in µs."""
-    return (rows[a]["ms_per_run"]["median"] - rows[b]["ms_per_run"]["median"]) * 1e3
+def gap_us(rows: dict[str, Any], a: str, b: str, key: str = "ms_per_run") -> float:
+    """Difference of the median times of variants ``a`` and ``b``, in µs."""
+    return (rows[a][key]["median"] - rows[b][key]["median"]) * (1e3 if key == "ms_per_run" else 1)
 
 
-def fixed_cost_table(one: dict[str, Any]) -> str:
-    return T.markdown_table(
-        ["call", "median µs", "min µs", "max µs"],
-        [
-            [
-                k,
-                f"{v['us_per_call']['median']:.0f}",
-                f"{v['us_per_call']['min']:.0f}",
-                f"{v['us_per_call']['max']:.0f}",
-            ]
-            for k, v in one.items()
-        ],
-        n_left=1,
-    )
+def diffs(d: dict[str, float]) -> str:
+    return "; ".join(f"{k} {v:.2e}" for k, v in d.items())
 
 
-def hlo_line(h: dict[str, Any], a: str, b: str, key: str) -> str:
-    if key not in h:
-        return ""
-    d = h[key][f"diff ({a} - {b})"]
-    return f"{a} - {b.replace('_', ' ')}: {d or 'identical opcode counts'}"
+def hlo_text(h: dict[str, Any]) -> str:
+    """The opcode-count differences of an HLO comparison, in one line."""
+    diffs = []
+    for key, res in h.items() if "error" not in h else ():
+        a, b = key.split("_vs_")
+        diffs.append(
+            f"{a} - {b.replace('_', ' ')}: {res[f'diff ({a} - {b})'] or 'identical opcode counts'}"
+        )
+    return "Optimised HLO, opcode counts (whole module): " + h.get("error", "; ".join(diffs) + ".")
 
 
-def build_markdown(result: dict[str, Any]) -> str:
-    env, cfg = result["environment"], result["config"]
-    r = result["rosenbrock"]
-    lines = [
-        f"# Loop overhead: jol.minimize / jol.fit vs hand-written loops ({env['platform']})",
-        "",
-        f"Device: {env['device_kind']} ({env['device']}), CPU model: {env['cpu_model']}, "
-        f"cores: {env['cpu_count']}. jax {env['jax']}, jaxlib {env['jaxlib']}, "
-        f"optax {env['optax']}. Load average (1/5/15 min) at start "
-        f"{env['load_average_1_5_15min']}, at end {result['load_average_at_end']}; total "
-        f"{result['total_runtime_s']:.0f} s."
-        + (
-            " **--quick run (smoke test: small step counts, few repeats, diagnostics off).**"
-            if cfg["quick"]
-            else ""
-        ),
-        "",
-        "Each sample is one whole call (a complete run, Python-side validation and dispatch "
-        "included) blocked on its outputs; the variants of a table are timed interleaved "
-        f"(order reversed every round) after {cfg['warmup']} warm-up calls. 'time / ref' = "
-        "ratio of median times, with the quartiles of the per-round ratios as a noise gauge. "
-        "Compile cost is from each variant's first call (JAX compile events: 'XLA compile s' "
-        "is the backend compiler; '1st call s' = trace + lower + compile + one run); "
-        "'new-lr call' = a second call with twice the learning rate: the XLA compiles it "
-        "triggered and its wall time. A first call that finds a program compiled by an "
-        "earlier variant (same avals) shows 0 s.",
-        "",
-        f"## Rosenbrock 2-D, adam({cfg['lr']}) from (-1.5, 2), {r['steps']:,} steps, "
-        f"{r['repeats']} repeats",
-        "",
-    ]
-    rv = r["variants"]
-    rows = {k: v for k, v in rv.items() if k != PYLOOP and VS_PY not in k}
-    lines.append(T.markdown_table(HEADERS, variant_rows(rows, SCAN_OPTAX), n_left=1))
-    py, mn = rv[PYLOOP], rv[MIN_JOL + VS_PY]
-    ext = py["ms_per_10k_steps_is_extrapolated"]
-    lines += [
-        "",
-        f"Python loop ({r['python_loop_steps']:,} calls of a jitted optax step, no loss "
-        f"recording; {r['python_loop_repeats']} repeats interleaved with jol.minimize):",
-        "",
-        T.markdown_table(
-            [
-                "variant",
-                "steps run",
-                "median ms/run",
-                "min ms",
-                "max ms",
-                "µs/step (median)",
-                "ms per 10k steps" + (" (extrapolated: µs/step x 10k)" if ext else ""),
-                "XLA compile s",
-            ],
-            [
-                [
-                    PYLOOP,
-                    py["steps"],
-                    fmt_ms(py["ms_per_run"]["median"]),
-                    fmt_ms(py["ms_per_run"]["min"]),
-                    fmt_ms(py["ms_per_run"]["max"]),
-                    f2(py["us_per_step"]["median"], 3),
-                    fmt_ms(py["ms_per_10k_steps"]["median"]),
-                    f2(py["compile"]["first_call"]["xla_compile_s"], 3),
-                ],
-                [
-                    MIN_JOL,
-                    mn["steps"],
-                    fmt_ms(mn["ms_per_run"]["median"]),
-                    fmt_ms(mn["ms_per_run"]["min"]),
-                    fmt_ms(mn["ms_per_run"]["max"]),
-                    f2(mn["us_per_step"]["median"], 3),
-                    fmt_ms(mn["us_per_step"]["median"] * REF_STEPS / 1e3)
-                    + (" (extrapolated)" if mn["steps"] != REF_STEPS else ""),
-                    "",
-                ],
-            ],
-            n_left=1,
-        ),
-        "",
-    ]
-    sp = r["speedup_minimize_over_python_loop"]
+def extras(sec: dict[str, Any], one: str, who: str, unit: str) -> list[Any]:
+    """The fixed-cost table and the HLO diff of a section, where they were measured."""
+    blocks: list[Any] = []
+    if one in sec:
+        extra = sec[one + "_extra_us"]
+        text = f"Fixed cost per call ({unit} runs; {who} pays +{extra:.0f} µs per call over the "
+        text += "hand-written scan):"
+        blocks.append(R.Table(FIXED, R.named(sec[one]), text=text))
+    return blocks + ([hlo_text(sec["hlo"])] if "hlo" in sec else [])
+
+
+def rosenbrock_notes(r: dict[str, Any]) -> list[str]:
+    rv, sp = r["variants"], r["speedup_minimize_over_python_loop"]
     ratio = r["ratio_minimize_over_hand_written"]["median_over_median"]
-    d = r["max_abs_param_diff"]
-    lines += [
+    inject = r["ratio_minimize_over_inject_hyperparams"]["median_over_median"]
+    final = [round(x, 5) for x in r["final_params"][MIN_JOL]]
+    notes = [
         f"* Speedup of jol.minimize over the Python loop (per step, medians): "
         f"**{sp['median']:.0f}x** (goal >= {GOAL_SPEEDUP_OVER_PYTHON_LOOP:.0f}x: "
         f"{goal(sp['median'] >= GOAL_SPEEDUP_OVER_PYTHON_LOOP)}); "
@@ -865,311 +578,95 @@ def build_markdown(result: dict[str, Any]) -> str:
         f"{ratio_of(rv, MIN_OPTAX, SCAN_OPTAX)}; optimizer alone, hand-written + jol.adam "
         f"{ratio_of(rv, SCAN_JOL, SCAN_OPTAX)}; minimize with device-array hyperparameters "
         f"{ratio_of(rv, MIN_ARR, SCAN_OPTAX)}. Against the like-for-like optax loop (learning "
-        f"rate as data, inject_hyperparams): jol.minimize / it = "
-        f"{r['ratio_minimize_over_inject_hyperparams']['median_over_median']:.3f}.",
-        f"* Final params, max abs diff: minimize(jol.adam) vs hand-written optax "
-        f"{d[f'{MIN_JOL} vs {SCAN_OPTAX}']:.2e}; minimize(optax.adam) vs hand-written optax "
-        f"{d[f'{MIN_OPTAX} vs {SCAN_OPTAX}']:.2e}"
-        + (
-            f"; Python loop vs hand-written optax {d[f'{PYLOOP} vs {SCAN_OPTAX}']:.2e}"
-            if f"{PYLOOP} vs {SCAN_OPTAX}" in d
-            else ""
-        )
-        + f"; loss histories {r['max_abs_loss_history_diff_minimize_vs_hand_written']:.2e}. "
-        f"Final params {[round(x, 5) for x in r['final_params'][MIN_JOL]]}, final loss "
-        f"{r['final_loss_minimize']:.3e}.",
+        f"rate as data, inject_hyperparams): jol.minimize / it = {inject:.3f}.",
+        f"* Final params, max abs diff: {diffs(r['max_abs_param_diff'])}; loss histories "
+        f"{r['max_abs_loss_history_diff_minimize_vs_hand_written']:.2e}. Final params {final}, "
+        f"final loss {r['final_loss_minimize']:.3e}.",
     ]
     if "one_step_call" in r:
-        lines += [
+        notes.append(
             f"* jol.minimize - hand-written optax per {r['steps']:,}-step run (medians): "
-            f"{gap_us(rv, MIN_JOL, SCAN_OPTAX):.0f}"
-            f" µs; of which fixed per call (1-step runs): {r['one_step_call_extra_us']:.0f} µs.",
-            "",
-            f"Fixed cost per call (1-step runs; jol.minimize pays "
-            f"+{r['one_step_call_extra_us']:.0f} µs per call over the hand-written scan):",
-            "",
-            fixed_cost_table(r["one_step_call"]),
-        ]
-    if "hlo" in r:
-        h = r["hlo"]
-        lines += [
-            "",
-            "Optimised HLO, opcode counts (whole module): "
-            + (
-                h["error"]
-                if "error" in h
-                else "; ".join(
-                    x
-                    for x in (
-                        hlo_line(
-                            h, "minimize", "hand_written_optax", "minimize_vs_hand_written_optax"
-                        ),
-                        hlo_line(h, "minimize", "hand_written_jol", "minimize_vs_hand_written_jol"),
-                    )
-                    if x
-                )
-                + "."
-            ),
-        ]
-
-    for fr in result["digits"]:
-        full = fr["batch_size"] == fr["n_train"]
-        lab = "full batch" if full else f"batch_size={fr['batch_size']}"
-        v = fr["variants"]
-        lines += [
-            "",
-            f"## Digits MLP ({fr['problem']}, N={fr['n_train']}), adam({cfg['fit_lr']}), "
-            f"{lab}, {fr['epochs']} epochs = {fr['steps']:,} steps, {fr['repeats']} repeats",
-            "",
-            T.markdown_table(HEADERS, variant_rows(v, FIT_SCAN_OPTAX), n_left=1),
-            "",
-        ]
-        ratio = fr["ratio_fit_over_hand_written"]["median_over_median"]
-        d = fr["max_abs_param_diff"]
-        lines.append(
-            f"* jol.fit / hand-written optax scan: **{ratio:.3f}** (goal <= "
-            f"{GOAL_RATIO_OVER_HAND_WRITTEN}: {goal(ratio <= GOAL_RATIO_OVER_HAND_WRITTEN)})"
-            + (
-                f". Decomposition (time / ref): loop alone, fit + optax.adam "
-                f"{ratio_of(v, FIT_OPTAX, FIT_SCAN_OPTAX)}; optimizer alone, hand-written + "
-                f"jol.adam {ratio_of(v, FIT_SCAN_JOL, FIT_SCAN_OPTAX)}"
-                if FIT_OPTAX in v
-                else ""
-            )
-            + (
-                f"; hand-written without the index gather "
-                f"{ratio_of(v, FIT_SCAN_NOGATHER, FIT_SCAN_OPTAX)}"
-                if FIT_SCAN_NOGATHER in v
-                else ""
-            )
-            + "."
+            f"{gap_us(rv, MIN_JOL, SCAN_OPTAX):.0f} µs; of which fixed per call (1-step runs): "
+            f"{r['one_step_call_extra_us']:.0f} µs."
         )
-        lines.append(
-            "* Final params, max abs diff: "
-            + "; ".join(f"{k} {val:.2e}" for k, val in d.items())
-            + f"; loss histories fit vs hand-written "
-            f"{fr['max_abs_loss_history_diff_fit_vs_hand_written']:.2e}; final mini-batch "
-            f"loss {fr['final_loss_fit']:.4f}."
+    return notes
+
+
+def digits_notes(fr: dict[str, Any]) -> list[str]:
+    v, ratio = fr["variants"], fr["ratio_fit_over_hand_written"]["median_over_median"]
+    first = (
+        f"* jol.fit / hand-written optax scan: **{ratio:.3f}** (goal <= "
+        f"{GOAL_RATIO_OVER_HAND_WRITTEN}: {goal(ratio <= GOAL_RATIO_OVER_HAND_WRITTEN)})"
+    )
+    if FIT_OPTAX in v:
+        first += (
+            f". Decomposition (time / ref): loop alone, fit + optax.adam "
+            f"{ratio_of(v, FIT_OPTAX, FIT_SCAN_OPTAX)}; optimizer alone, hand-written + "
+            f"jol.adam {ratio_of(v, FIT_SCAN_JOL, FIT_SCAN_OPTAX)}"
         )
-        if "one_epoch_call" in fr:
-            lines.append(
-                f"* jol.fit - hand-written optax per run (medians): "
-                f"{gap_us(v, FIT_JOL, FIT_SCAN_OPTAX):.0f} µs; of which fixed per call "
-                f"(1-epoch runs): {fr['one_epoch_call_extra_us']:.0f} µs."
-            )
-            lines += [
-                "",
-                f"Fixed cost per call (1-epoch runs; jol.fit pays "
-                f"+{fr['one_epoch_call_extra_us']:.0f} µs per call):",
-                "",
-                fixed_cost_table(fr["one_epoch_call"]),
-            ]
-        if "hlo" in fr:
-            h = fr["hlo"]
-            lines += [
-                "",
-                "Optimised HLO, opcode counts (whole module): "
-                + (
-                    h["error"]
-                    if "error" in h
-                    else "; ".join(
-                        x
-                        for x in (
-                            hlo_line(h, "fit", "hand_written_optax", "fit_vs_hand_written_optax"),
-                            hlo_line(h, "fit", "hand_written_jol", "fit_vs_hand_written_jol"),
-                        )
-                        if x
-                    )
-                    + "."
-                ),
-            ]
-    return "\n".join(lines) + "\n"
+    if FIT_SCAN_NOGATHER in v:
+        no_gather = ratio_of(v, FIT_SCAN_NOGATHER, FIT_SCAN_OPTAX)
+        first += f"; hand-written without the index gather {no_gather}"
+    notes = [
+        first + ".",
+        f"* Final params, max abs diff: {diffs(fr['max_abs_param_diff'])}; loss histories fit vs "
+        f"hand-written {fr['max_abs_loss_history_diff_fit_vs_hand_written']:.2e}; final "
+        f"mini-batch loss {fr['final_loss_fit']:.4f}.",
+    ]
+    if "one_epoch_call" in fr:
+        notes.append(
+            f"* jol.fit - hand-written optax per run (medians): "
+            f"{gap_us(v, FIT_JOL, FIT_SCAN_OPTAX):.0f} µs; of which fixed per call (1-epoch runs): "
+            f"{fr['one_epoch_call_extra_us']:.0f} µs."
+        )
+    return notes
 
 
-# --------------------------------------------------------------------------- main
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke test (< 30 s): small step counts, few repeats, no HLO diff",
-    )
-    ap.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="Rosenbrock steps per run (default 10000; 1000 with --quick)",
-    )
-    ap.add_argument(
-        "--python-steps",
-        type=int,
-        default=None,
-        help="calls of the jitted step in the Python loop (default 10000; 1000 "
-        "with --quick); the 10k-step figure is extrapolated when not 10000",
-    )
-    ap.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="digits epochs at --batch-size (default 20; 2 with --quick)",
-    )
-    ap.add_argument(
-        "--full-batch-epochs",
-        type=int,
-        default=None,
-        help="digits epochs at full batch (default 200; 20 with --quick)",
-    )
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-2, help="Rosenbrock adam learning rate")
-    ap.add_argument("--fit-lr", type=float, default=1e-3, help="digits adam learning rate")
-    ap.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="interleaved timed runs per digits variant (default 30; 5 with --quick)",
-    )
-    ap.add_argument(
-        "--rosen-repeats",
-        type=int,
-        default=None,
-        help="interleaved timed runs per Rosenbrock variant (default 100; 10 with --quick)",
-    )
-    ap.add_argument(
-        "--python-repeats",
-        type=int,
-        default=None,
-        help="timed runs of the Python loop (default 10; 3 with --quick)",
-    )
-    ap.add_argument(
-        "--warmup",
-        type=int,
-        default=None,
-        help="untimed calls per variant before timing (default 3; 1 with --quick)",
-    )
-    ap.add_argument(
-        "--small-number",
-        type=int,
-        default=None,
-        help="calls per sample for the 1-step (fixed cost) runs (default 20; 5 with --quick)",
-    )
-    ap.add_argument(
-        "--diagnostics",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also time the digits variants fit + optax.adam, hand-written + "
-        "jol.adam and the no-gather loop, the recompile of the optax "
-        "variants for a new learning rate, and the fixed per-call cost "
-        "(default on; off with --quick: each costs compile time)",
-    )
-    ap.add_argument(
-        "--hlo-diff",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="diff optimised-HLO opcode counts of package vs hand-written loops "
-        "(default on; off with --quick)",
-    )
-    ap.add_argument(
-        "--dump-hlo",
-        type=Path,
-        default=None,
-        help="write the optimised HLO texts compared by --hlo-diff to this directory",
-    )
-    ap.add_argument(
-        "--out",
-        type=str,
-        default=str(REPO / "benchmarks" / "results"),
-        help="output directory (default benchmarks/results)",
-    )
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    q = a.quick
-    defaults = dict(
-        steps=(1000, 10_000),
-        python_steps=(1000, 10_000),
-        epochs=(2, 20),
-        full_batch_epochs=(20, 200),
-        repeats=(5, 30),
-        rosen_repeats=(10, 100),
-        python_repeats=(3, 10),
-        warmup=(1, 3),
-        small_number=(5, 20),
-        hlo_diff=(False, True),
-        diagnostics=(False, True),
-    )
-    for k, (quick_v, full_v) in defaults.items():
-        if getattr(a, k) is None:
-            setattr(a, k, quick_v if q else full_v)
-    if a.dump_hlo is not None:
-        a.hlo_diff = True
-    for k in (
-        "steps",
-        "python_steps",
-        "epochs",
-        "full_batch_epochs",
-        "batch_size",
-        "repeats",
-        "rosen_repeats",
-        "python_repeats",
-        "small_number",
-    ):
-        if getattr(a, k) < 1:
-            ap.error(f"--{k.replace('_', '-')} must be >= 1, got {getattr(a, k)}")
-    if a.warmup < 0:
-        ap.error("--warmup must be >= 0")
-    if not (a.lr > 0 and a.fit_lr > 0):
-        ap.error("--lr and --fit-lr must be > 0")
-    return a
-
-
-def main(argv=None) -> dict[str, Any]:
-    args = parse_args(argv)
-    t_start = time.perf_counter()
-    log = T.stage_logger(t_start)
-
-    env = T.environment()
-    backend_warmup_s = T.warm_up_backend()
-    rosen = bench_rosenbrock(args, log)
-    digits = bench_digits(args, log)
-
-    result = {
-        "benchmark": "loop_overhead",
-        "environment": env,
-        "config": {
-            "quick": args.quick,
-            "steps": args.steps,
-            "python_steps": args.python_steps,
-            "epochs": args.epochs,
-            "full_batch_epochs": args.full_batch_epochs,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "fit_lr": args.fit_lr,
-            "repeats": args.repeats,
-            "rosen_repeats": args.rosen_repeats,
-            "python_repeats": args.python_repeats,
-            "diagnostics": args.diagnostics,
-            "warmup": args.warmup,
-            "small_number": args.small_number,
-            "hlo_diff": args.hlo_diff,
-            "seed": args.seed,
-            "dtype": "float32",
-            "order": "interleaved: variant order reversed every round",
-            "timing": "whole call (dispatch + run), block_until_ready on every output",
-            "compile": "first call of each variant, jax.monitoring compile events",
-            "goals": {
-                "speedup_minimize_over_python_loop": GOAL_SPEEDUP_OVER_PYTHON_LOOP,
-                "ratio_over_hand_written": GOAL_RATIO_OVER_HAND_WRITTEN,
-            },
-        },
-        "backend_warmup_s": backend_warmup_s,
-        "rosenbrock": rosen,
-        "digits": digits,
-    }
-    return T.publish(args.out, result, args.quick, t_start, build_markdown)
+def report(record: dict[str, Any]) -> list[Any]:
+    cfg, r = record["config"], record["rosenbrock"]
+    rv = r["variants"]
+    py_columns = list(PY_COLUMNS)
+    if rv[PYLOOP]["ms_per_10k_steps_is_extrapolated"]:
+        py_columns[-2] = ("ms per 10k steps (extrapolated: µs/step x 10k)", *py_columns[-2][1:])
+    blocks: list[Any] = [
+        "Each sample is one whole call (a complete run, Python-side validation and dispatch "
+        "included) blocked on its outputs; the variants of a table are timed interleaved "
+        f"(order reversed every round) after {cfg['warmup']} warm-up calls. 'time / ref' = "
+        "ratio of median times, with the quartiles of the per-round ratios as a noise gauge. "
+        "Compile cost is from each variant's first call (JAX compile events: 'XLA compile s' "
+        "is the backend compiler; '1st call s' = trace + lower + compile + one run); "
+        "'new-lr call' = a second call with twice the learning rate: the XLA compiles it "
+        "triggered and its wall time. A first call that finds a program compiled by an "
+        "earlier variant (same avals) shows 0 s.",
+        R.Table(
+            COLUMNS,
+            [row for row in R.named(rv) if row["name"] != PYLOOP and VS_PY not in row["name"]],
+            title=f"Rosenbrock 2-D, adam({cfg['lr']}) from (-1.5, 2), {r['steps']:,} steps, "
+            f"{r['repeats']} repeats",
+        ),
+        R.Table(
+            py_columns,
+            [{"name": name, **rv[name]} for name in (PYLOOP, MIN_JOL + VS_PY)],
+            text=f"Python loop ({r['python_loop_steps']:,} calls of a jitted optax step, no loss "
+            f"recording; {r['python_loop_repeats']} repeats interleaved with jol.minimize):",
+            notes=rosenbrock_notes(r),
+        ),
+        *extras(r, "one_step_call", "jol.minimize", "1-step"),
+    ]
+    for fr in record["digits"]:
+        batch = (
+            "full batch" if fr["batch_size"] == fr["n_train"] else f"batch_size={fr['batch_size']}"
+        )
+        title = (
+            f"Digits MLP ({fr['problem']}, N={fr['n_train']}), adam({cfg['fit_lr']}), {batch}, "
+            f"{fr['epochs']} epochs = {fr['steps']:,} steps, {fr['repeats']} repeats"
+        )
+        blocks.append(
+            R.Table(COLUMNS, R.named(fr["variants"]), title=title, notes=digits_notes(fr))
+        )
+        blocks += extras(fr, "one_epoch_call", "jol.fit", "1-epoch")
+    return blocks
 
 
 if __name__ == "__main__":
-    main()
+    R.cli(__spec__.name)

@@ -24,10 +24,8 @@ iteration.
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from functools import partial as P  # P(f, *args): the call f(*args)
+from typing import Any, Callable
 
 import jax
 
@@ -38,13 +36,18 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import scipy.optimize  # noqa: E402
 
-import jaxopt_lab as jol
-from benchmarks import _timing as T  # run as python -m benchmarks[.<name>] from the repository root
+import jaxopt_lab as jol  # noqa: E402
+from benchmarks import _report as R  # noqa: E402
+from benchmarks import _timing as T  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-TOL = 1e-8
-MAX_STEPS = 10000
-MULTISTART_STEPS = 200
+TITLE = "Quasi-Newton: jaxopt_lab against SciPy and optax, float64"
+PARAMS = {
+    "repeats": (3, 20, "samples per single-solve variant"),
+    "starts": (100, 1000, "vmapped starting points"),
+    "scipy_starts": (20, 100, "SciPy solves timed in the loop"),
+    "multistart_repeats": (2, 5, "samples of the multi-start pair"),
+}
+TOL, MAX_STEPS, MULTISTART_STEPS = 1e-8, 10000, 200
 OURS = {"bfgs": jol.bfgs, "lbfgs": jol.lbfgs}
 SCIPY = {
     "bfgs": ("BFGS", {"gtol": TOL, "norm": 2}),
@@ -54,8 +57,13 @@ SCIPY = {
 
 def scipy_solve(method: str, x0: np.ndarray) -> Any:
     name, options = SCIPY[method]
-    return scipy.optimize.minimize(scipy.optimize.rosen, x0, jac=scipy.optimize.rosen_der, method=name,
-                                   options={"maxiter": MAX_STEPS, **options})  # fmt: skip
+    return scipy.optimize.minimize(
+        scipy.optimize.rosen,
+        x0,
+        jac=scipy.optimize.rosen_der,
+        method=name,
+        options={"maxiter": MAX_STEPS, **options},
+    )
 
 
 def optax_lbfgs(f: Callable) -> Callable:
@@ -82,211 +90,138 @@ def optax_lbfgs(f: Callable) -> Callable:
     return run
 
 
-def first_call(fn: Callable[[], Any]) -> dict[str, Any]:
-    with T.CompileEvents() as ev:
-        jax.block_until_ready(fn())
-    return ev.to_dict()
-
-
-def bench_single(n: int, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    prob = jol.problems.rosenbrock(n)
-    f = prob.fn
-    x0 = jnp.asarray(prob.x0, jnp.float64)
-    x0_np = np.asarray(x0)
-    calls: dict[str, Callable[[], Any]] = {}
-    for m, make in OURS.items():
-        opt = make()
-        calls[f"jol.{m}"] = lambda opt=opt: jol.minimize(f, x0, opt, MAX_STEPS, tol=TOL)
-        calls[f"scipy {SCIPY[m][0]}"] = lambda m=m: scipy_solve(m, x0_np)
-    run_optax = optax_lbfgs(f)
-    calls["optax.lbfgs"] = lambda: run_optax(x0)
-    comp = {name: first_call(c) for name, c in calls.items()}
-    benches = [T.CallBench(name, c) for name, c in calls.items()]
-    T.run_interleaved(benches, repeats=args.repeats, warmup=1, number=1)
-    rows: dict[str, Any] = {}
-    for b in benches:
-        out = b.last
-        if b.name.startswith("jol."):
-            info = {
-                "iterations": int(out.num_steps),
-                "fun_evals": int(out.num_fun_evals),
-                "grad_norm": float(out.grad_norm),
-                "x_err": float(jnp.max(jnp.abs(out.params - 1.0))),
-            }
-        elif b.name.startswith("scipy"):
-            info = {
-                "iterations": int(out.nit),
-                "fun_evals": int(out.nfev),
-                "grad_norm": float(np.linalg.norm(out.jac)),
-                "x_err": float(np.max(np.abs(out.x - 1.0))),
-            }
-        else:
-            info = {
-                "iterations": int(out[1]),
-                "fun_evals": None,
-                "grad_norm": None,
-                "x_err": float(jnp.max(jnp.abs(out[0] - 1.0))),
-            }
-        rows[b.name] = {
-            "time_s": b.stats().to_dict(),
-            "ms": b.stats().scaled(1e3),
-            "compile": comp[b.name],
-            **info,
+def solve_info(out: Any) -> dict[str, Any]:
+    """Iterations, evaluations, final gradient norm and error of any solver's output."""
+    if isinstance(out, scipy.optimize.OptimizeResult):
+        return {
+            "iterations": int(out.nit),
+            "fun_evals": int(out.nfev),
+            "grad_norm": float(np.linalg.norm(out.jac)),
+            "x_err": float(np.max(np.abs(out.x - 1.0))),
         }
-    for m in OURS:
-        rows[f"jol.{m}"]["ratio_to_scipy"] = T.paired_ratio(
-            next(b for b in benches if b.name == f"jol.{m}").samples,
-            next(b for b in benches if b.name == f"scipy {SCIPY[m][0]}").samples,
-        )
-    log(f"rosenbrock {n}: done")
-    return {"n": n, "rows": rows}
+    if isinstance(out, jol.OptimizeResult):
+        return {
+            "iterations": int(out.num_steps),
+            "fun_evals": int(out.num_fun_evals),
+            "grad_norm": float(out.grad_norm),
+            "x_err": float(jnp.max(jnp.abs(out.params - 1.0))),
+        }
+    return {
+        "iterations": int(out[1]),
+        "fun_evals": None,
+        "grad_norm": None,
+        "x_err": float(jnp.max(jnp.abs(out[0] - 1.0))),
+    }
 
 
-def bench_multistart(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    f = jol.problems.rosenbrock(2).fn
-    starts = jax.random.uniform(jax.random.PRNGKey(0), (args.starts, 2), jnp.float64, -2.0, 2.0)
-    starts_np = np.asarray(starts)
-    out: dict[str, Any] = {"starts": args.starts, "scipy_starts": args.scipy_starts}
+def single_variants(n: int) -> list[T.Variant]:
+    prob = jol.problems.rosenbrock(n)
+    f, x0 = prob.fn, jnp.asarray(prob.x0, jnp.float64)
+    x0_np, run_optax = np.asarray(x0), optax_lbfgs(f)
+    variants = []
     for m, make in OURS.items():
-        opt = make()
+        scipy_name, opt = f"scipy {SCIPY[m][0]}", make()
+        variants += [
+            T.Variant(f"jol.{m}", P(jol.minimize, f, x0, opt, MAX_STEPS, tol=TOL), ref=scipy_name),
+            T.Variant(scipy_name, P(scipy_solve, m, x0_np)),
+        ]
+    return [*variants, T.Variant("optax.lbfgs", P(run_optax, x0))]
+
+
+def bench_multistart(cfg: Any, log: R.Log) -> dict[str, Any]:
+    f = jol.problems.rosenbrock(2).fn
+    starts = jax.random.uniform(jax.random.PRNGKey(0), (cfg.starts, 2), jnp.float64, -2.0, 2.0)
+    sub = np.asarray(starts)[: cfg.scipy_starts]
+    out: dict[str, Any] = {"starts": cfg.starts, "scipy_starts": cfg.scipy_starts}
+    for m, make in OURS.items():
         # steps sized to the problem: under vmap the while loop selects its whole carry,
         # the (steps,) histories included, every iteration (10000 steps: 15x slower)
+        opt = make()
         run = jax.jit(
             jax.vmap(lambda x, opt=opt: jol.minimize(f, x, opt, MULTISTART_STEPS, tol=TOL))
         )
-        comp = first_call(lambda: run(starts))
-        ours = T.CallBench("vmapped", run, (starts,))
-        sub = starts_np[: args.scipy_starts]
-        theirs = T.CallBench("scipy loop", lambda sub=sub, m=m: [scipy_solve(m, x) for x in sub])
-        T.run_interleaved([ours, theirs], repeats=args.multistart_repeats, warmup=1, number=1)
-        res = ours.last
-        per_ours = ours.stats().median / args.starts
-        per_scipy = theirs.stats().median / args.scipy_starts
+        pair = [
+            T.Variant("vmapped", P(run, starts)),
+            T.Variant("scipy loop", lambda m=m: [scipy_solve(m, x) for x in sub]),
+        ]
+        rows, outs = T.measure(pair, repeats=cfg.multistart_repeats, warmup=1, per_call=("ms", 1e3))
+        res, ours, theirs = outs["vmapped"], rows["vmapped"], rows["scipy loop"]
+        per_ours = ours["time_s"]["median"] / cfg.starts
+        per_scipy = theirs["time_s"]["median"] / cfg.scipy_starts
         out[m] = {
-            "vmapped_ms": ours.stats().scaled(1e3), "compile": comp,
-            "scipy_loop_ms": theirs.stats().scaled(1e3),
-            "us_per_start_vmapped": per_ours * 1e6, "us_per_start_scipy": per_scipy * 1e6,
+            "vmapped_ms": ours["ms"],
+            "compile": ours["compile"],
+            "scipy_loop_ms": theirs["ms"],
+            "us_per_start_vmapped": per_ours * 1e6,
+            "us_per_start_scipy": per_scipy * 1e6,
             "speedup_per_start": per_scipy / per_ours,
             "converged": int(res.converged.sum()),
-            "iterations_max": int(res.num_steps.max()), "iterations_median": float(np.median(res.num_steps)),
-        }  # fmt: skip
+            "iterations_max": int(res.num_steps.max()),
+            "iterations_median": float(np.median(res.num_steps)),
+        }
         log(f"multistart {m}: done")
     return out
 
 
-def build_markdown(result: dict[str, Any]) -> str:
-    env = result["environment"]
-    lines = [
-        f"# Quasi-Newton: jaxopt_lab against SciPy and optax ({env['platform']}, float64)",
-        "",
-        f"Device: {env.get('device_kind', env['platform'])}; CPU: {env.get('cpu_model')}, "
-        f"cores: {env.get('cpu_count')}. jax {env.get('jax')}, SciPy {scipy.__version__}, "
-        f"optax {optax.__version__}. Gradient 2-norm tolerance {TOL:g}; medians of "
-        f"{result['config']['repeats']} interleaved warm calls (compile apart).",
-        "",
+def run(quick: bool = True, **options: Any) -> dict[str, Any]:
+    cfg = R.settings(PARAMS, quick, options)
+    record, log = R.begin("quasi_newton", cfg, tol=TOL, dtype="float64")
+    record["single"] = []
+    for n in (2, 100):
+        rows, outs = T.measure(
+            single_variants(n), repeats=cfg.repeats, warmup=1, per_call=("ms", 1e3)
+        )
+        record["single"].append(
+            {"n": n, "rows": {k: {**r, **solve_info(outs[k])} for k, r in rows.items()}}
+        )
+        log(f"rosenbrock {n}: done")
+    record["multistart"] = bench_multistart(cfg, log)
+    return R.finish(record)
+
+
+def time_over_scipy(row: dict[str, Any]) -> Any:
+    ratio = R.ratio_to_ref(row)
+    return ratio["median_over_median"] if isinstance(ratio, dict) else "-"
+
+
+def report(record: dict[str, Any]) -> list[Any]:
+    cfg, ms = record["config"], record["multistart"]
+    solve = [
+        ("solver", "name", None),
+        ("median ms", "ms.median", ".3f"),
+        ("min ms", "ms.min", ".3f"),
+        ("iterations", "iterations", "d"),
+        ("f evals", lambda r: r["fun_evals"] or "-", "d"),
+        ("max |x - x*|", "x_err", ".1e"),
+        ("1st call s", "compile.wall_s", ".2f"),
+        ("time / SciPy", time_over_scipy, ".2f"),
     ]
-    for single in result["single"]:
-        lines += [f"## One solve: Rosenbrock n = {single['n']}", ""]
-        rows = []
-        for name, r in single["rows"].items():
-            ratio = r.get("ratio_to_scipy")
-            rows.append([name, f"{r['ms']['median']:.3f}", f"{r['ms']['min']:.3f}", r["iterations"],
-                         "-" if r["fun_evals"] is None else r["fun_evals"],
-                         f"{r['x_err']:.1e}", f"{r['compile']['wall_s']:.2f}",
-                         "-" if ratio is None else f"{ratio['median_over_median']:.2f}"])  # fmt: skip
-        lines += [
-            T.markdown_table(
-                [
-                    "solver",
-                    "median ms",
-                    "min ms",
-                    "iterations",
-                    "f evals",
-                    "max |x - x*|",
-                    "1st call s",
-                    "time / SciPy",
-                ],
-                rows,
-            ),
-            "",
-        ]
-    ms = result["multistart"]
-    lines += [
-        f"## {ms['starts']} starting points of 2-D Rosenbrock in one vmapped call, against "
-        f"a Python loop of SciPy solves ({ms['scipy_starts']} starts timed)",
-        "",
+    multi = [
+        ("method", "name", None),
+        ("vmapped call ms", "vmapped_ms.median", ".1f"),
+        ("µs/start (vmapped)", "us_per_start_vmapped", ".1f"),
+        ("µs/start (SciPy)", "us_per_start_scipy", ".1f"),
+        ("speedup", "speedup_per_start", lambda v: f"{v:.0f}x"),
+        ("converged", lambda r: f"{r['converged']}/{ms['starts']}", None),
+        ("max iterations", "iterations_max", "d"),
+        ("median iterations", "iterations_median", ".0f"),
+        ("1st call s", "compile.wall_s", ".2f"),
     ]
-    rows = [[m, f"{ms[m]['vmapped_ms']['median']:.1f}", f"{ms[m]['us_per_start_vmapped']:.1f}",
-             f"{ms[m]['us_per_start_scipy']:.1f}", f"{ms[m]['speedup_per_start']:.0f}x",
-             f"{ms[m]['converged']}/{ms['starts']}", ms[m]["iterations_max"],
-             f"{ms[m]['iterations_median']:.0f}", f"{ms[m]['compile']['wall_s']:.2f}"]
-            for m in OURS]  # fmt: skip
-    lines += [
-        T.markdown_table(
-            [
-                "method",
-                "vmapped call ms",
-                "µs/start (vmapped)",
-                "µs/start (SciPy)",
-                "speedup",
-                "converged",
-                "max iterations",
-                "median iterations",
-                "1st call s",
-            ],
-            rows,
+    return [
+        f"Gradient 2-norm tolerance {cfg['tol']:g}; medians of {cfg['repeats']} interleaved "
+        "warm calls (compile apart).",
+        *(
+            R.Table(solve, R.named(s["rows"]), f"One solve: Rosenbrock n = {s['n']}")
+            for s in record["single"]
         ),
-        "",
+        R.Table(
+            multi,
+            [{"name": m, **ms[m]} for m in OURS],
+            f"{ms['starts']} starting points of 2-D Rosenbrock in one vmapped call, against a "
+            f"Python loop of SciPy solves ({ms['scipy_starts']} starts timed)",
+        ),
     ]
-    return "\n".join(lines)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smoke test: few repeats, 100 starts")
-    ap.add_argument(
-        "--repeats", type=int, default=None, help="samples per single-solve variant (20; 3 quick)"
-    )
-    ap.add_argument(
-        "--starts", type=int, default=None, help="vmapped starting points (1000; 100 quick)"
-    )
-    ap.add_argument(
-        "--scipy-starts",
-        type=int,
-        default=None,
-        help="SciPy solves timed in the loop (100; 20 quick)",
-    )
-    ap.add_argument(
-        "--multistart-repeats",
-        type=int,
-        default=None,
-        help="samples of the multi-start pair (5; 2 quick)",
-    )
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
-    a = ap.parse_args(argv)
-    for key, (quick, full) in {"repeats": (3, 20), "starts": (100, 1000), "scipy_starts": (20, 100),
-                               "multistart_repeats": (2, 5)}.items():  # fmt: skip
-        if getattr(a, key) is None:
-            setattr(a, key, quick if a.quick else full)
-    return a
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    t_start = time.perf_counter()
-    log = T.stage_logger(t_start)
-    env = T.environment()
-    backend_warmup_s = T.warm_up_backend()
-    result = {
-        "benchmark": "quasi_newton",
-        "environment": env,
-        "config": {"quick": args.quick, "repeats": args.repeats, "tol": TOL, "dtype": "float64"},
-        "backend_warmup_s": backend_warmup_s,
-        "single": [bench_single(n, args, log) for n in (2, 100)],
-        "multistart": bench_multistart(args, log),
-    }
-    return T.publish(args.out, result, args.quick, t_start, build_markdown)
 
 
 if __name__ == "__main__":
-    main()
+    R.cli(__spec__.name)

@@ -48,6 +48,52 @@ def test_each_result_names_its_device_and_versions_and_keeps_quick_apart(quick_r
     assert result["config"]["quick"] is True
 
 
+def test_records_re_render_to_their_markdown(quick_run, tmp_path):
+    """One renderer turns any record into its report: each quick record gives back the
+    markdown written with it, and the committed results (older runs too) still render."""
+    _, out = quick_run
+    quick = sorted(out.glob("*_quick.json"))
+    committed = sorted((REPO / "benchmarks" / "results").glob("*.json"))
+    copies = []
+    for i, path in enumerate(quick + committed):
+        copies.append(tmp_path / f"{i}_{path.name}")
+        copies[-1].write_text(path.read_text())
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.render", "--write", *map(str, copies)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for path, copy in zip(quick + committed, copies, strict=True):
+        md = copy.with_suffix(".md").read_text()
+        assert md.startswith("# ") and "|---" in md, path.name
+        if path in quick:
+            assert md == path.with_suffix(".md").read_text(), path.name
+
+
+@pytest.mark.parametrize("name", SUITE)
+def test_every_spread_is_ordered_and_compile_time_is_apart(quick_run, name):
+    _, out = quick_run
+    result = json.loads(next(out.glob(f"{name}_*_quick.json")).read_text())
+    stats = _stats(result, [])
+    assert stats
+    for s in stats:
+        assert s["min"] <= s["median"] <= s["max"], s
+    if name != "update_throughput":  # times compiles itself (checked below)
+        compiles = _compiles(result, [])
+        assert compiles and all(c["xla_compile_s"] >= 0 and c["wall_s"] > 0 for c in compiles)
+
+
+def _compiles(node, found):
+    """Every compile record (JAX compile events of a first call) in a result."""
+    if isinstance(node, dict):
+        if {"xla_compile_s", "wall_s"} <= node.keys():
+            found.append(node)
+        for v in node.values():
+            _compiles(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _compiles(v, found)
+    return found
+
+
 def _stats(node, found):
     """Every {min, median, max} record in a result."""
     if isinstance(node, dict):

@@ -145,36 +145,15 @@ def _paths(tree: Any) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-def _clean(out, threshold: float) -> bool:
-    """Whether no member of a fast-path chunk diverged: every loss finite and within the
-    threshold, every gradient norm finite, every final param finite. Updates are added
-    to the params, so a param that turned non-finite at any step is still non-finite at
-    the end; hence this holds exactly when the step-by-step check would never fire."""
-    params, _, losses, norms, _ = out
-
-    def bounded(x: np.ndarray, hi: float = np.inf) -> bool:
-        # min and max propagate NaN, and are the cheapest full passes numpy has
-        if x.size == 0:
-            return True
-        top = x.max()
-        return bool(np.isfinite(x.min()) and np.isfinite(top) and top <= hi)
-
-    return (
-        bounded(losses, threshold)
-        and bounded(norms)
-        and all(bounded(x) for x in jax.tree.leaves(params))
-    )
-
-
-def _run_one(spec: kernel.Spec, members, shared: kernel.Consts, frozen: bool, threshold: float):
+def _run_one(spec: kernel.Spec, members, shared: kernel.Consts, frozen: bool):
     """One chunk: the fast path, and the checked re-run when a member diverged. A chunk
     holding members frozen by a previous sweep (``frozen``) runs checked at once."""
     if not frozen:
-        out = to_host(kernel.run_chunk(members, shared, spec=spec))
-        if _clean(out, threshold):
+        out, clean = to_host(kernel.run_chunk(members, shared, spec=spec))
+        if clean.all():
             return out, False
     checked = spec._replace(checked=True)
-    return to_host(kernel.run_chunk(members, shared, spec=checked)), True
+    return to_host(kernel.run_chunk(members, shared, spec=checked))[0], True
 
 
 def run(plan: Plan, shared: kernel.Consts, warm: Warm | None, folder, params_like, bar):
@@ -197,7 +176,7 @@ def run(plan: Plan, shared: kernel.Consts, warm: Warm | None, folder, params_lik
         try:
             frozen = warm is not None and bool((warm.starts[i][2] >= 0).any())
             spec = plan.spec if warm is None else warm.spec
-            out, was_rerun = _run_one(spec, members, shared, frozen, plan.threshold)
+            out, was_rerun = _run_one(spec, members, shared, frozen)
         finally:
             if bar is not None:
                 kernel._progress_bars.remove(bar)
@@ -234,7 +213,11 @@ def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
         x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         return x[: plan.size].reshape(plan.shape + x.shape[1:])
 
-    params, state, losses, norms, dead_at = jax.tree.map(whole, *outputs)
+    if len(outputs) == 1 and plan.chunk == plan.size:  # nothing to join or drop
+        reshape = functools.partial(_member_axes, plan.shape)
+        params, state, losses, norms, dead_at = jax.tree.map(reshape, outputs[0])
+    else:
+        params, state, losses, norms, dead_at = jax.tree.map(whole, *outputs)
     dead = dead_at >= 0
     if dead.any():
         t0 = config.get("start_step", 0)
@@ -270,6 +253,10 @@ def open_checkpoints(folder: str, config: dict[str, Any], shared: kernel.Consts)
         raise refused or InputValueError(
             f"`checkpoint_dir` {folder!r} was refused by another process."
         )
+
+
+def _member_axes(shape: tuple[int, ...], x: np.ndarray) -> np.ndarray:
+    return x.reshape(shape + x.shape[1:])
 
 
 def folder_of(checkpoint_dir: Any) -> str | None:
