@@ -166,7 +166,7 @@ def test_fit_matches_hand_written_optax_scan(regression_data):
     run = jax.jit(lambda p: jax.lax.scan(epoch, (p, opt.init(p)), jnp.arange(epochs)))
     (ref, _), ref_losses = run(params)
     res = jol.fit(mse, params, opt, data, batch_size=bs, epochs=epochs, key=key)
-    for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(ref)):
+    for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(ref), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(res.losses, ref_losses.reshape(-1))
 

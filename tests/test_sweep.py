@@ -41,7 +41,7 @@ def rosen_sweep():
 def assert_same_members(a: jol.SweepResult, b: jol.SweepResult, index=slice(None)):
     for x, y in zip(
         jax.tree.leaves((a.losses, a.grad_norms, a.diverged, a.diverged_at, a.params)),
-        jax.tree.leaves((b.losses, b.grad_norms, b.diverged, b.diverged_at, b.params)),
+        jax.tree.leaves((b.losses, b.grad_norms, b.diverged, b.diverged_at, b.params)), strict=False,
     ):
         np.testing.assert_array_equal(np.asarray(x)[index], np.asarray(y)[index])
 
@@ -87,7 +87,7 @@ def test_members_equal_a_hand_written_optax_vmap(factory, logreg):
     res = jol.sweep(factory, loss, p0, lrs, 100, vmap_width=lrs.size)
     params, values = _optax_vmap_scan(loss, p0, lrs, 100)
     np.testing.assert_allclose(res.losses, values, rtol=1e-6, atol=1e-6)
-    for got, want in zip(jax.tree.leaves(res.params), jax.tree.leaves(params)):
+    for got, want in zip(jax.tree.leaves(res.params), jax.tree.leaves(params), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
