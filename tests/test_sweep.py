@@ -41,7 +41,8 @@ def rosen_sweep():
 def assert_same_members(a: jol.SweepResult, b: jol.SweepResult, index=slice(None)):
     for x, y in zip(
         jax.tree.leaves((a.losses, a.grad_norms, a.diverged, a.diverged_at, a.params)),
-        jax.tree.leaves((b.losses, b.grad_norms, b.diverged, b.diverged_at, b.params)), strict=False,
+        jax.tree.leaves((b.losses, b.grad_norms, b.diverged, b.diverged_at, b.params)),
+        strict=True,
     ):
         np.testing.assert_array_equal(np.asarray(x)[index], np.asarray(y)[index])
 
