@@ -34,6 +34,8 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxopt_lab.errors import InputValueError
+
 __all__ = ["is_primary", "place", "process_flags", "to_host"]
 
 
@@ -92,7 +94,7 @@ def place(tree: Any, sharding: jax.sharding.Sharding, *, check_same: bool = True
     same value: each builds its own shards of the global array from its host copy
     (``jax.make_array_from_callback``; an array committed to a local device is read back
     first, as ``jax.device_put`` would refuse it). With ``check_same`` the processes
-    compare one digest of the whole tree and raise ValueError, all of them, if they
+    compare one digest of the whole tree and raise InputValueError, all of them, if they
     were given different values; that is one small collective per call.
     """
 
@@ -122,7 +124,7 @@ def place(tree: Any, sharding: jax.sharding.Sharding, *, check_same: bool = True
             digest.update(f"{x.dtype.str}{x.shape}".encode())
             digest.update(x.tobytes())
         if not _same_everywhere(np.frombuffer(digest.digest(), np.uint8)):
-            raise ValueError(
+            raise InputValueError(
                 "The processes were given different values for the same input (params, "
                 "data, or a key); every process must make the same call with the same values."
             )

@@ -58,6 +58,7 @@ uninterrupted run; a directory written by a different configuration is refused.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -197,9 +198,9 @@ def sweep(
 
 
 def _seeds_of(seeds: Any) -> np.ndarray | None:
-    from jaxopt_lab.sweep.plan import _check_seeds
+    from jaxopt_lab.sweep.plan import check_seeds
 
-    return _check_seeds(seeds)
+    return check_seeds(seeds)
 
 
 def _start_step(state: SweepResult | None) -> int:
@@ -215,10 +216,18 @@ def _continued_epochs(state: SweepResult | None, data: Any) -> int:
 
 
 def _key_list(key: Any) -> list:
+    """The key as JSON (the checkpoint fingerprint holds it)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return list(_int_key_list(int(key), jax.config.jax_default_prng_impl))
     key = check_key(key)
     if jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.asarray(key).tolist()
+
+
+@functools.lru_cache(maxsize=64)
+def _int_key_list(key: int, impl: Any) -> tuple:
+    return tuple(_key_list(jax.random.PRNGKey(key)))
 
 
 __all__ = ["GridEdgeWarning", "SweepResult", "auto_vmap_width", "sweep"]

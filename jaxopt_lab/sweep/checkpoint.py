@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxopt_lab._multihost import process_flags
 from jaxopt_lab.errors import InputValueError
-from jaxopt_lab.sweep.result import _atomic_savez, _digest, _flatten_with_paths, _load_npz
+from jaxopt_lab.sweep.result import atomic_savez, digest, flatten_with_paths, load_npz
 
 
 def callable_id(fn: Any) -> str:
@@ -43,11 +43,11 @@ def _make_callable_id(fn: Any) -> str:
 
 
 def tree_fingerprint(tree: Any) -> str:
-    leaves, _ = _flatten_with_paths(tree)
+    leaves, _ = flatten_with_paths(tree)
     h = hashlib.sha256(str(jax.tree.structure(tree)).encode())
     for path, x in leaves:
         h.update(path.encode())
-        h.update(_digest(np.asarray(x)).encode())
+        h.update(digest(np.asarray(x)).encode())
     return h.hexdigest()
 
 
@@ -104,13 +104,13 @@ def write_chunk(path: str, index: int, out) -> None:
     arrays.update({f"params/{i}": x for i, x in enumerate(jax.tree.leaves(params))})
     arrays.update({f"state/{i}": x for i, x in enumerate(jax.tree.leaves(state))})
     meta = {"format": "jaxopt_lab.SweepChunk", "index": index,
-            "checksums": {k: _digest(np.asarray(v)) for k, v in arrays.items()}}  # fmt: skip
-    _atomic_savez(path, arrays, meta)
+            "checksums": {k: digest(np.asarray(v)) for k, v in arrays.items()}}  # fmt: skip
+    atomic_savez(path, arrays, meta)
 
 
 def read_chunk(path: str, like: tuple[Any, Any]):
     """A chunk written by :func:`write_chunk`; ``like``: (params, state) structures."""
-    arrays, _ = _load_npz(path, "jaxopt_lab.SweepChunk")
+    arrays, _ = load_npz(path, "jaxopt_lab.SweepChunk")
 
     def tree(prefix, structure):
         treedef = jax.tree.structure(structure)

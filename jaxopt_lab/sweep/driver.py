@@ -3,7 +3,7 @@
 Per chunk, the fast path first: the compiled program without step-by-step divergence
 checks. If any member of the chunk went non-finite (or past the threshold), the chunk
 is run again with the checks, which freeze each diverging member at its last finite
-params and state; since members never interact, the clean members' numbers are the
+params; since members never interact, the clean members' numbers are the
 same either way. Finished chunks are written to ``checkpoint_dir`` (by process 0 when
 several processes run the sweep) and read back on a resumed call. Outputs sharded over
 other processes' devices are gathered to every process (``_multihost.to_host``).
@@ -172,14 +172,14 @@ def run(plan: Plan, shared: kernel.Consts, warm: Warm | None, folder, params_lik
         lrs, hps, seed_index, param_index = plan.chunk_members[i]
         members = (lrs, hps, seed_index, param_index if warm is None else warm.starts[i])
         if bar is not None:
-            kernel._progress_bars.append(bar)
+            kernel.progress_bars.append(bar)
         try:
             frozen = warm is not None and bool((warm.starts[i][2] >= 0).any())
             spec = plan.spec if warm is None else warm.spec
             out, was_rerun = _run_one(spec, members, shared, frozen)
         finally:
             if bar is not None:
-                kernel._progress_bars.remove(bar)
+                kernel.progress_bars.remove(bar)
                 bar.n = (i + 1) * chunk_steps
                 bar.refresh()
         rerun += was_rerun

@@ -2,7 +2,7 @@
 
 A *member* is one training run (one learning rate, hyperparameters and seed) on the
 iteration core (``jaxopt_lab._iterate``): its steps are observe-advance steps, wrapped
-by ``freezing`` so that a diverging member keeps its last finite params and state. A
+by ``freezing`` so that a diverging member keeps its last finite params. A
 *group* of ``width`` members runs vmapped; a device runs its groups one after another
 (``lax.map``); a *chunk* is split across the devices of a mesh with ``shard_map``. One
 chunk is one call of :func:`run_chunk`, the sweep's only compiled program.
@@ -55,13 +55,13 @@ class Consts(NamedTuple):
     state: tuple = ()  # warm: the state leaves every member shares
 
 
-_progress_bars: list[Any] = []
+progress_bars: list[Any] = []
 
 
-def _progress_hook(n: Any) -> None:
+def progress_hook(n: Any) -> None:
     """Host callback: advance the active progress bar by ``n`` member-steps."""
-    if _progress_bars:
-        _progress_bars[-1].update(int(n))
+    if progress_bars:
+        progress_bars[-1].update(int(n))
 
 
 def _start(spec: Spec, opt, consts: Consts, start):
@@ -103,7 +103,7 @@ def _member(spec: Spec, consts: Consts, lr, hp, seed, start):
         ts = t + jnp.arange(n, dtype=jnp.int32)
         carry, hist = core.run_fixed(step, carry, (consts.t0 + ts, ts))
         if spec.progress:  # under vmap: once per member, each adding its own n steps
-            jax.debug.callback(_progress_hook, n)
+            jax.debug.callback(progress_hook, n)
         return carry, hist
 
     carry = (carry, dead0)

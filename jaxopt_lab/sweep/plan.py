@@ -26,6 +26,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxopt_lab._multihost import place
 from jaxopt_lab.checks import (
     check_callable,
     check_count,
@@ -133,7 +134,7 @@ def _check_hyperparams(
     return out
 
 
-def _check_seeds(seeds: Any) -> np.ndarray | None:
+def check_seeds(seeds: Any) -> np.ndarray | None:
     if seeds is None:
         return None
     if isinstance(seeds, (numbers.Integral, np.integer)) and not isinstance(seeds, bool):
@@ -284,7 +285,7 @@ class Plan:
     loss_dtype: Any
     threshold: float
     spec: Spec  # the fast path's program; the checked re-run replaces `checked`
-    chunk_members: tuple  # per chunk: (lrs, hps, seed_index, param_index), padded and cast
+    chunk_members: tuple  # per chunk: (lrs, hps, seed_index, param_index), padded, placed
     hyperparams: dict[str, np.ndarray]
     config: dict[str, Any]  # JSON-able; the checkpoint fingerprint without the arrays
     like: tuple[Any, Any]  # one member's params and optimizer state (shapes and dtypes)
@@ -363,6 +364,16 @@ def _devices(devices) -> tuple[tuple[Any, ...], Mesh | None, Any]:
     return devices, None, jax.sharding.SingleDeviceSharding(devices[0])
 
 
+def _placed(chunks: tuple, mesh: Mesh | None, devices) -> tuple:
+    """The member arrays of every chunk on the devices, split along the member axis, once
+    per plan: a repeated sweep sends nothing to the devices but what changed."""
+    if mesh is None:
+        sharding = jax.sharding.SingleDeviceSharding(devices[0])
+    else:
+        sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+    return place(chunks, sharding, check_same=False)
+
+
 def _threshold(divergence_threshold) -> float:
     if divergence_threshold is None:
         return np.inf
@@ -429,7 +440,7 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
     check_callable("loss_fn", loss_fn)
     lrs = _check_learning_rates(learning_rates)
     hps = _check_hyperparams(make_optimizer, hyperparams, combine, lrs.size)
-    seeds_arr = _check_seeds(seeds)
+    seeds_arr = check_seeds(seeds)
     _check_make_optimizer(make_optimizer, float(lrs[0]), {n: float(v[0]) for n, v in hps.items()})
     mode = _mode(data, *mode_args)
     chunk_size = None if chunk_size is None else check_count("chunk_size", chunk_size)
@@ -483,6 +494,8 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
         members=members, shape=shape, mode=mode, seeds=seeds_arr, per_seed_params=per_seed,
         devices=devices, sharding=sharding, width=vmap_width, chunk=chunk, n_chunks=n_chunks,
         loss_dtype=np.dtype(probe.loss_dtype), threshold=threshold, spec=spec,
-        chunk_members=_padded_chunks(members, param_index, chunk, n_chunks, _float_dtype()),
+        chunk_members=_placed(
+            _padded_chunks(members, param_index, chunk, n_chunks, _float_dtype()), mesh, devices
+        ),
         hyperparams=hyper, config=config, like=(params, state_like),
     )  # fmt: skip

@@ -184,8 +184,8 @@ class SweepResult:
     def save(self, path: str | os.PathLike) -> None:
         """Write the result to ``path`` (a ``.npz`` file: the arrays plus the JSON
         metadata), atomically: a reader sees the old file or the new one, never half."""
-        leaves, _ = _flatten_with_paths(self.params)
-        state_leaves, _ = _flatten_with_paths(self.state)
+        leaves, _ = flatten_with_paths(self.params)
+        state_leaves, _ = flatten_with_paths(self.state)
         arrays = {
             "losses": self.losses,
             "grad_norms": self.grad_norms,
@@ -203,10 +203,10 @@ class SweepResult:
             "hyperparams": list(self.hyperparams),
             "param_paths": [p for p, _ in leaves],
             "state_paths": [p for p, _ in state_leaves],
-            "checksums": {k: _digest(v) for k, v in arrays.items()},
+            "checksums": {k: digest(v) for k, v in arrays.items()},
             "config": self.config,
         }
-        _atomic_savez(path, arrays, meta)
+        atomic_savez(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, params_like: Any = None) -> "SweepResult":
@@ -215,12 +215,12 @@ class SweepResult:
         as a dict from each leaf's path (``"['w1']"``) to its array; ``state`` comes
         back as such a dict (``sweep(..., state=result)`` rebuilds its structure from
         the optimizer). A truncated or altered file raises ValueError."""
-        arrays, meta = _load_npz(path, "jaxopt_lab.SweepResult")
+        arrays, meta = load_npz(path, "jaxopt_lab.SweepResult")
         leaves = [arrays[f"params/{i}"] for i in range(len(meta["param_paths"]))]
         if params_like is None:
             params = dict(zip(meta["param_paths"], leaves, strict=True))
         else:
-            paths, treedef = _flatten_with_paths(params_like)
+            paths, treedef = flatten_with_paths(params_like)
             if [p for p, _ in paths] != meta["param_paths"]:
                 raise InputValueError(
                     f"`params_like` has leaves {[p for p, _ in paths]}, the file has "
@@ -247,19 +247,19 @@ class SweepResult:
         )
 
 
-def _flatten_with_paths(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
+def flatten_with_paths(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
     with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
     return [(jax.tree_util.keystr(p), x) for p, x in with_path], treedef
 
 
-def _digest(array: np.ndarray) -> str:
+def digest(array: np.ndarray) -> str:
     a = np.ascontiguousarray(array)
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
     h.update(a.tobytes())
     return h.hexdigest()
 
 
-def _atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -278,7 +278,7 @@ def _atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], met
         raise
 
 
-def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray], dict]:
+def load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray], dict]:
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -294,8 +294,8 @@ def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray]
     meta = json.loads(arrays.pop("__meta__").tobytes().decode())
     if meta.get("format") != kind:
         raise InputValueError(f"{path} holds {meta.get('format')!r}, not {kind!r}.")
-    for k, digest in meta.get("checksums", {}).items():
-        if k not in arrays or _digest(arrays[k]) != digest:
+    for k, expected in meta.get("checksums", {}).items():
+        if k not in arrays or digest(arrays[k]) != expected:
             raise InputValueError(
                 f"{path} is corrupt: array {k!r} is missing or does not match its checksum."
             )
