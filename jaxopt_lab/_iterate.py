@@ -203,11 +203,11 @@ def freezing(step: Stepper, threshold: jax.Array, checked: bool = True) -> Stepp
     def advance(c, obs, x):
         inner, dead_at = c
         new = step.advance(inner, obs, x[1])
-        if not checked:
-            return new, dead_at
         ok = jnp.isfinite(obs.loss) & jnp.isfinite(norm_of(obs)) & (obs.loss <= threshold)
-        ok = ok & all_finite(new.params)
         alive = dead_at < 0
+        if not checked:  # note the first bad step, freeze nothing
+            return new, jnp.where(alive & ~ok, x[0], dead_at)
+        ok = ok & all_finite(new.params)
         # Only the params are frozen: the rest of a dead member's carry is never used
         # again, and selecting it too would batch values the members share (a step
         # count) under vmap, which rounds some functions of them differently.

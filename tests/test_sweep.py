@@ -334,7 +334,7 @@ _DEVICES_SCRIPT = textwrap.dedent(
     real = sw.run_chunk
     def spy(*args, **kw):
         out = real(*args, **kw)
-        shards.append(sorted((s.device.id, s.data.shape[0]) for s in out[0][2].addressable_shards))
+        shards.append(sorted((s.device.id, s.data.shape[0]) for s in out[2].addressable_shards))
         return out
     sw.run_chunk = spy
     prob = problems.logistic_regression()

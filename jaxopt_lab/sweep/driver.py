@@ -145,15 +145,30 @@ def _paths(tree: Any) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
+def _clean(out) -> bool:
+    """Whether no member of a fast-path chunk diverged. The fast path notes the first
+    step whose loss or gradient was bad (non-finite, or a loss above the threshold) in
+    ``dead_at`` without freezing anything; the params are tested here, at the end:
+    updates are added to the params, so a param that turned non-finite at any step is
+    still non-finite at the end. Hence this holds exactly when the step-by-step check
+    would never fire. (The histories are not scanned on the host, and reducing them in
+    the compiled program costs more than the running test: 0.2 ms against ~0 on a
+    Rosenbrock K=64, 2000-step chunk on XLA:CPU.)"""
+    params, _, _, _, dead_at = out
+    return bool((dead_at < 0).all()) and all(
+        bool(np.isfinite(x.sum()) or np.isfinite(x).all()) for x in jax.tree.leaves(params)
+    )
+
+
 def _run_one(spec: kernel.Spec, members, shared: kernel.Consts, frozen: bool):
     """One chunk: the fast path, and the checked re-run when a member diverged. A chunk
     holding members frozen by a previous sweep (``frozen``) runs checked at once."""
     if not frozen:
-        out, clean = to_host(kernel.run_chunk(members, shared, spec=spec))
-        if clean.all():
+        out = to_host(kernel.run_chunk(members, shared, spec=spec))
+        if _clean(out):
             return out, False
     checked = spec._replace(checked=True)
-    return to_host(kernel.run_chunk(members, shared, spec=checked))[0], True
+    return to_host(kernel.run_chunk(members, shared, spec=checked)), True
 
 
 def run(plan: Plan, shared: kernel.Consts, warm: Warm | None, folder, params_like, bar):
@@ -214,8 +229,9 @@ def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
         return x[: plan.size].reshape(plan.shape + x.shape[1:])
 
     if len(outputs) == 1 and plan.chunk == plan.size:  # nothing to join or drop
-        reshape = functools.partial(_member_axes, plan.shape)
-        params, state, losses, norms, dead_at = jax.tree.map(reshape, outputs[0])
+        leaves, treedef = jax.tree.flatten(outputs[0])
+        leaves = [x.reshape(plan.shape + x.shape[1:]) for x in leaves]
+        params, state, losses, norms, dead_at = jax.tree.unflatten(treedef, leaves)
     else:
         params, state, losses, norms, dead_at = jax.tree.map(whole, *outputs)
     dead = dead_at >= 0
@@ -253,10 +269,6 @@ def open_checkpoints(folder: str, config: dict[str, Any], shared: kernel.Consts)
         raise refused or InputValueError(
             f"`checkpoint_dir` {folder!r} was refused by another process."
         )
-
-
-def _member_axes(shape: tuple[int, ...], x: np.ndarray) -> np.ndarray:
-    return x.reshape(shape + x.shape[1:])
 
 
 def folder_of(checkpoint_dir: Any) -> str | None:

@@ -118,19 +118,7 @@ def _member(spec: Spec, consts: Consts, lr, hp, seed, start):
         carry, tail = run_block(carry, jnp.int32(n_blocks * spec.block), rest)
         hist = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), hist, tail)
     (final, dead_at) = carry
-    losses, norms = hist
-    return (final.params, final.state, losses, norms, dead_at), _clean(final, hist, consts)
-
-
-def _clean(final: core.Carry, hist, consts: Consts) -> jax.Array:
-    """Whether the member never diverged on the fast path: every loss finite and within
-    the threshold, every gradient norm finite, every final param finite. Updates are
-    added to the params, so a param that turned non-finite at any step is still
-    non-finite at the end; hence this holds exactly when the step-by-step check would
-    never fire. Reduced on the device, so the host reads one flag per member."""
-    losses, norms = hist
-    within = jnp.all(jnp.isfinite(losses)) & (jnp.max(losses, initial=-jnp.inf) <= consts.threshold)
-    return within & jnp.all(jnp.isfinite(norms)) & core.all_finite(final.params)
+    return final.params, final.state, *hist, dead_at
 
 
 def _lockstep(fn: Callable, width: int) -> Callable:
@@ -174,8 +162,7 @@ def run_chunk(members, consts: Consts, *, spec: Spec):
     """One chunk: ``members`` = ``(lrs, hps, seed_index, start)``, each with a leading
     member axis (``start``: the param index per member, or with ``spec.warm`` the
     params, states and divergence steps to continue from). Returns every member's
-    ``(params, state, losses, grad_norms, dead_at)``, and whether it stayed clean (see
-    ``_clean``)."""
+    ``(params, state, losses, grad_norms, dead_at)``."""
     local = functools.partial(_run_local, spec)
     if spec.mesh is None:
         return local(members, consts)
