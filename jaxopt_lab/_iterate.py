@@ -61,7 +61,6 @@ MESSAGES = {
     ),
     Status.NONFINITE: "The loss or the gradient is not finite.",
 }
-_RUNNING = -1
 
 
 def status_message(status: Any) -> Any:
@@ -241,9 +240,11 @@ def run_fixed(step: Stepper, carry, xs, record: Callable = loss_and_norm, length
 
 
 def fixed_status(losses: jax.Array, norms: jax.Array) -> jax.Array:
-    """A fixed-length run ends on its step budget, or non-finite when a loss or a
-    gradient norm along the way was not finite."""
-    finite = jnp.all(jnp.isfinite(losses)) & jnp.all(jnp.isfinite(norms))
+    """A fixed-length run ends on its step budget, or non-finite when its last recorded
+    loss or gradient norm is not finite (a run that went non-finite stays so: NaN
+    propagates through the updates). Read from the last entries only: reducing the whole
+    history costs a chain of small kernels on XLA:CPU, 0.1 ms on a 10,000-step run."""
+    finite = jnp.isfinite(losses[-1]) & jnp.isfinite(norms[-1])
     return jnp.where(finite, Status.MAX_STEPS, Status.NONFINITE).astype(jnp.int32)
 
 
@@ -255,17 +256,24 @@ class Until(NamedTuple):
     norms: jax.Array
     num_steps: jax.Array  # updates made
     status: jax.Array
-    num_observed: jax.Array  # observations made (evaluations, for a first-order method)
+    num_observed: jax.Array  # evaluations made by a first-order method
 
 
-def _status(obs: Observation, norm, stalled, i, steps, tol) -> jax.Array:
-    s = jnp.int32(_RUNNING)
+def _stops(obs: Observation, norm, stalled, tol) -> jax.Array:
+    """Whether a run stops at this observation (the budget aside)."""
+    stop = ~jnp.isfinite(obs.loss) | ~jnp.isfinite(norm) | stalled
+    return stop if tol is None else stop | (norm <= tol)
+
+
+def _status(obs: Observation, stalled, observed, tol) -> jax.Array:
+    """The status of a stopped run, from its last observation (``observed``: False when
+    a first-order run spent its budget and the last params were not evaluated)."""
+    norm = norm_of(obs)
+    s = jnp.where(stalled, Status.NO_PROGRESS, Status.MAX_STEPS)
+    s = jnp.where(~jnp.isfinite(obs.loss) | ~jnp.isfinite(norm), Status.NONFINITE, s)
     if tol is not None:
         s = jnp.where(norm <= tol, Status.CONVERGED, s)
-    bad = ~jnp.isfinite(obs.loss) | ~jnp.isfinite(norm)
-    s = jnp.where((s == _RUNNING) & bad, Status.NONFINITE, s)
-    s = jnp.where((s == _RUNNING) & stalled, Status.NO_PROGRESS, s)
-    return jnp.where((s == _RUNNING) & (i >= steps), Status.MAX_STEPS, s).astype(jnp.int32)
+    return jnp.where(observed, s, Status.MAX_STEPS).astype(jnp.int32)
 
 
 def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, x_of: Callable = lambda i: i):
@@ -273,48 +281,43 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, x_of: Callable 
     tested on the observation at the current params before each update. A first-order
     method does not evaluate the params after its last allowed update (nothing would
     use them); an optimizer that evaluates itself has them already, so they are tested
-    for convergence too."""
+    for convergence too. The loop carries one stop flag; the status is worked out once,
+    after it (every op in the body costs on each iteration of a small solve)."""
     obs0 = step.observe(carry, x_of(0))
-    dtype = obs0.loss.dtype
-    history = jnp.zeros((steps,), dtype)
+    # slot `steps` takes the observation after the last update, and is dropped
+    history = jnp.zeros((steps + 1,), obs0.loss.dtype)
 
     def stalled_of(c):
         ev = evaluated_state(c.state)
         return jnp.asarray(False) if ev is None else jnp.asarray(ev.stalled)
 
-    def record(losses, norms, i, obs, norm):
-        at = jnp.minimum(i, steps - 1)
-        keep = i < steps
-        losses = losses.at[at].set(jnp.where(keep, obs.loss, losses[at]))
-        return losses, norms.at[at].set(jnp.where(keep, norm, norms[at]))
-
     def cond(loop):
-        return loop[-1] == _RUNNING
+        return (loop[0] < steps) & ~loop[-1]
 
     def body(loop):
-        i, c, obs, losses, norms, n_obs, _ = loop
+        i, c, obs, losses, norms, _ = loop
         c = step.advance(c, obs, x_of(i))
         i = i + 1
         if step.reuses:
-            obs, observed = step.observe(c, x_of(i)), jnp.asarray(True)
+            obs = step.observe(c, x_of(i))
         else:  # the budget's end: no evaluation nobody reads
-            observed = i < steps
-            obs = jax.lax.cond(observed, lambda: step.observe(c, x_of(i)), lambda: obs)
+            obs = jax.lax.cond(i < steps, lambda: step.observe(c, x_of(i)), lambda: obs)
         norm = norm_of(obs)
-        losses, norms = record(losses, norms, i, obs, norm)
-        status = _status(obs, norm, stalled_of(c), i, steps, tol)
-        status = jnp.where(observed, status, Status.MAX_STEPS).astype(jnp.int32)
-        return i, c, obs, losses, norms, n_obs + observed.astype(jnp.int32), status
+        losses, norms = losses.at[i].set(obs.loss), norms.at[i].set(norm)
+        return i, c, obs, losses, norms, _stops(obs, norm, stalled_of(c), tol)
 
     norm0 = norm_of(obs0)
-    losses, norms = record(history, history, 0, obs0, norm0)
-    status0 = _status(obs0, norm0, jnp.asarray(False), 0, steps, tol)
-    loop = (jnp.asarray(0), carry, obs0, losses, norms, jnp.asarray(1), status0)
-    i, carry, obs, losses, norms, n_obs, status = jax.lax.while_loop(cond, body, loop)
+    losses, norms = history.at[0].set(obs0.loss), history.at[0].set(norm0)
+    stop0 = _stops(obs0, norm0, jnp.asarray(False), tol)
+    loop = (jnp.asarray(0), carry, obs0, losses, norms, stop0)
+    i, carry, obs, losses, norms, _ = jax.lax.while_loop(cond, body, loop)
+    observed = jnp.asarray(True) if step.reuses else i < steps
+    stalled = stalled_of(carry) & (i > 0)
+    status = _status(obs, stalled, observed, tol)
     if not step.reuses:
         carry = carry._replace(last=obs.aux)
-    losses, norms = pad_history(losses, norms, i, steps)
-    return Until(carry, losses, norms, i, status, n_obs)
+    losses, norms = pad_history(losses[:steps], norms[:steps], i, steps)
+    return Until(carry, losses, norms, i, status, jnp.minimum(i + 1, steps))
 
 
 def pad_history(losses, norms, i, steps):

@@ -23,6 +23,14 @@ they can follow any first-order optimizer in a chain, e.g.
 Both record the value and gradient at the point they accept (:class:`Evaluated`), which
 ``jol.minimize`` reuses instead of evaluating again, and count the function and gradient
 evaluations they make.
+
+**No further progress.** A search at the limit of floating-point precision cannot tell
+its trial points apart: their values differ by rounding only, and the steps between
+them move no component of the params past the spacing of floats there. Then
+:func:`made_no_progress` holds, and an update that would only repeat the same search
+(the direction was steepest descent, or a quasi-Newton memory that is already fresh)
+sets ``Evaluated.stalled``, leaves the params where they were, and ``jol.minimize``
+stops with status 2, as SciPy's BFGS stops on "precision loss".
 """
 
 from __future__ import annotations
@@ -32,9 +40,10 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab._tree import Evaluated, tree_axpy, tree_scale, tree_vdot
+from jaxopt_lab._tree import Evaluated, global_norm, tree_axpy, tree_scale, tree_vdot
 from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
-from jaxopt_lab.checks import check_same_structure
+from jaxopt_lab.checks import check_count, check_open_unit, check_positive, check_same_structure
+from jaxopt_lab.errors import InputTypeError, InputValueError
 
 # --------------------------------------------------------------------------------------
 # Shared pieces
@@ -47,7 +56,7 @@ def require_extra_args(name: str, value: Any, grad: Any, value_fn: Any) -> None:
         n for n, v in (("value", value), ("grad", grad), ("value_fn", value_fn)) if v is None
     ]
     if missing:
-        raise TypeError(
+        raise InputTypeError(
             f"{name} evaluates the loss itself, so `update` needs the keyword arguments "
             f"value=f(params), grad=∇f(params) and value_fn=f (missing: {', '.join(missing)}). "
             f"jol.minimize passes them; by hand: "
@@ -66,31 +75,68 @@ class SearchResult(NamedTuple):
     ok: jax.Array
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-    return value
-
-
-def _check_open_unit(name: str, value: Any) -> float:
-    """A line-search constant: a Python number strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number in (0, 1), got {value!r}.")
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"`{name}` must be in (0, 1), got {value!r}.")
-    return float(value)
-
-
 def _check_wolfe(c1: Any, c2: Any | None) -> None:
-    _check_open_unit("c1", c1)
-    if c2 is not None and not c1 < _check_open_unit("c2", c2):
-        raise ValueError(f"The Wolfe conditions need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}.")
+    """Line-search constants: ``0 < c1 < 1`` and, for the strong Wolfe conditions,
+    ``c1 < c2 < 1``."""
+    check_open_unit("c1", c1)
+    if c2 is not None and not c1 < check_open_unit("c2", c2):
+        raise InputValueError(f"The Wolfe conditions need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}.")
 
 
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
-    return float(value)
+def rounding_tolerance(value: jax.Array) -> jax.Array:
+    """How far apart two values of the loss near ``value`` may be by rounding alone:
+    :math:`4 \varepsilon |f|`. Differences under it are not told apart."""
+    dtype = jnp.result_type(value)
+    return 4 * jnp.finfo(dtype).eps * jnp.abs(value)
+
+
+def within_rounding(params: Params, direction: Params, base: Any, width: Any) -> jax.Array:
+    r"""Whether the steps :math:`\alpha \in [\text{base}, \text{base} + \text{width}]`
+    along ``direction`` all land on the same floats, give or take one: every component
+    has :math:`|\text{width}\, d_i| \le \varepsilon\, |x_i + \text{base}\, d_i|`, the
+    spacing of floats there. True for an empty tree."""
+    parts = [
+        jnp.all(jnp.abs(width * d) <= jnp.finfo(x.dtype).eps * jnp.abs(x + base * d))
+        for x, d in zip(jax.tree.leaves(params), jax.tree.leaves(direction), strict=True)
+    ]
+    return jnp.all(jnp.stack(parts)) if parts else jnp.asarray(True)
+
+
+def made_no_progress(
+    res: SearchResult,
+    params: Params,
+    direction: Params,
+    value: jax.Array,
+    grad: Params,
+    *,
+    failed_counts: bool = True,
+) -> jax.Array:
+    r"""Whether the search ended on a point no better than where it started, as far as
+    floating point can tell: the value there is not measurably lower, and either the
+    step moves no component of the params past the spacing of floats
+    (:func:`within_rounding`) or the search failed (``failed_counts``: a strong Wolfe
+    search that bracketed and zoomed without finding a point, which happens at the
+    precision limit; a backtracking search's failure only says its steps were too long,
+    so it does not count there).
+
+    A decrease :math:`\Delta = \phi(0) - \phi(\alpha)` is measurable when it exceeds
+    the rounding of :math:`f` (:func:`rounding_tolerance`) and is no more than twice
+    what the slopes at both ends allow, :math:`\alpha \max(|\phi'(0)|,
+    |\phi'(\alpha)|)` (the mean value theorem: over so short a step the slope hardly
+    changes). A loss summed from terms that cancel (a least-squares fit) is computed
+    with errors far above :math:`\varepsilon |f|`; at the precision limit the search
+    then meets values lower than :math:`f` by noise alone, many times more than the
+    slope could give."""
+    dtype = jnp.result_type(value)
+    drop = value - res.value
+    f_tol = rounding_tolerance(value)
+    slopes = jnp.maximum(
+        jnp.abs(tree_vdot(grad, direction)), jnp.abs(tree_vdot(res.grad, direction))
+    )
+    explained = drop <= 2 * jnp.abs(res.step) * slopes.astype(dtype) + f_tol
+    decreased = (drop > f_tol) & explained
+    still = within_rounding(params, direction, 0.0, res.step)
+    return ~decreased & ((~res.ok if failed_counts else False) | still)
 
 
 # --------------------------------------------------------------------------------------
@@ -159,6 +205,7 @@ def _cubic_minimizer(a, fa, da, b, fb, db):
 class _Zoom(NamedTuple):
     i: jax.Array  # evaluations made
     done: jax.Array
+    stuck: jax.Array  # nothing left to tell apart (see zoom_search): give up
     bracketed: jax.Array  # stage: False while bracketing, True while zooming
     lo: jax.Array  # the best step with sufficient decrease so far (0 at the start)
     f_lo: jax.Array
@@ -200,12 +247,20 @@ def zoom_search(
     also hold for a step to be accepted (the search goes on otherwise). At most
     ``max_steps`` evaluations of value and gradient; when they run out, the best step
     with sufficient decrease seen is returned (``ok`` False), or the step 0 if none had.
+    The search gives up the same way as soon as there is nothing left to tell apart:
+    when the bracket is so narrow that every step in it lands on the same params, give
+    or take one float per component (:func:`within_rounding`; MINPACK's line search stops
+    there too, on "rounding errors prevent progress"), or when the values are noise: the
+    slope hardly changes between the low end and the trial, yet the value there is off
+    the line through them by more than its rounding and ten times more than the slopes
+    allow (a loss summed from terms that cancel, such as a least-squares fit, is
+    computed with errors far above :math:`\varepsilon |f|`).
     """
     dtype = jnp.result_type(value)
     slope = tree_vdot(grad, direction).astype(dtype)
     zero = jnp.zeros((), dtype)
     step0 = jnp.minimum(jnp.asarray(initial_step, dtype), max_step_size)
-    f_tol = 4 * jnp.finfo(dtype).eps * jnp.abs(jnp.asarray(value, dtype))
+    f_tol = rounding_tolerance(jnp.asarray(value, dtype))
 
     def body(z: _Zoom) -> _Zoom:
         a = z.trial
@@ -255,8 +310,20 @@ def zoom_search(
             jnp.where(inside, cubic, lo + 0.5 * width),
             jnp.minimum(beyond, max_step_size),
         )
+        # Give up (as when out of evaluations) once nothing is left to tell apart: the
+        # bracket is narrower than the spacing of floats, or the value is noise. It is
+        # noise when, between the low end and a, the slope hardly changes (the function
+        # is all but linear there) and yet the value moves off the line through them by
+        # more than its rounding and ten times more than the slopes allow: a smaller
+        # step would move it less still, so nothing the values say can be trusted.
+        span = a - z.lo
+        off_line = jnp.abs(f - z.f_lo - span * (d + z.d_lo) / 2)
+        allowed = jnp.maximum(f_tol, 10 * jnp.abs(span) * jnp.maximum(jnp.abs(d), jnp.abs(z.d_lo)))
+        noise = finite & (jnp.abs(d - z.d_lo) <= 0.5 * jnp.abs(z.d_lo)) & (off_line > allowed)
+        unresolved = bracketed & within_rounding(params, direction, lo, width)
+        stuck = ~accept & (noise | unresolved)
         return _Zoom(
-            i=z.i + 1, done=accept, bracketed=bracketed,
+            i=z.i + 1, done=accept, stuck=stuck, bracketed=bracketed,
             lo=lo, f_lo=f_lo, d_lo=d_lo, g_lo=g_lo, hi=hi, f_hi=f_hi, d_hi=d_hi, trial=next_trial,
             step=jnp.where(accept, a, z.step), f=jnp.where(accept, f, z.f), g=pick(accept, g, z.g),
         )  # fmt: skip
@@ -264,6 +331,7 @@ def zoom_search(
     init = _Zoom(
         i=jnp.asarray(0),
         done=jnp.asarray(False),
+        stuck=jnp.asarray(False),
         bracketed=jnp.asarray(False),
         lo=zero,
         f_lo=jnp.asarray(value, dtype),
@@ -277,8 +345,8 @@ def zoom_search(
         f=jnp.asarray(value, dtype),
         g=grad,
     )
-    z = jax.lax.while_loop(lambda z: (z.i < max_steps) & ~z.done, body, init)
-    # Out of evaluations: fall back on the low end (sufficient decrease, or step 0).
+    z = jax.lax.while_loop(lambda z: (z.i < max_steps) & ~z.done & ~z.stuck, body, init)
+    # Out of evaluations or stuck: fall back on the low end (sufficient decrease, or 0).
     step = jnp.where(z.done, z.step, z.lo)
     f = jnp.where(z.done, z.f, z.f_lo)
     g = jax.tree.map(lambda u, v: jnp.where(z.done, u, v), z.g, z.g_lo)
@@ -292,7 +360,10 @@ def zoom_search(
 
 class LineSearchState(NamedTuple):
     """``step``: the last accepted step; ``prev_value``: the loss before the last step
-    (for the next initial step); ``evaluated``: see :class:`Evaluated`."""
+    (for the next initial step); ``evaluated``: see :class:`Evaluated`. The transforms
+    set ``evaluated.stalled`` when the search made no progress (:func:`made_no_progress`)
+    along a direction parallel to :math:`-\nabla f` (steepest descent, as from
+    ``jol.sgd``): the optimizer before them would only hand it over again."""
 
     step: jax.Array
     prev_value: jax.Array
@@ -339,7 +410,7 @@ def _ls_update(
     del extra
     require_extra_args(h.name, value, grad, value_fn)
     if params is None:
-        raise TypeError(f"{h.name} needs `params`.")
+        raise InputTypeError(f"{h.name} needs `params`.")
     check_same_structure(updates, params, "params")
     value = jnp.asarray(value)
     slope = tree_vdot(grad, updates)
@@ -373,16 +444,26 @@ def _ls_update(
             max_steps=h.max_steps,
             max_step_size=h.max_step_size,
         )
+    # Stalled: no progress along a direction that is steepest descent (parallel to -grad
+    # up to rounding), which the optimizer before us can only hand over again. Along
+    # another direction (a momentum, a preconditioner) the next one may differ, so the
+    # search's step is taken as it is.
+    dtype = jnp.result_type(value)
+    parallel = 1 - jnp.sqrt(jnp.finfo(dtype).eps)
+    steepest = -slope >= parallel * global_norm(grad) * global_norm(updates)
+    stuck = made_no_progress(res, params, updates, value, grad, failed_counts=h.kind == "zoom")
+    stalled = stuck & steepest
+    step = jnp.where(stalled, jnp.zeros_like(res.step), res.step)  # stalled: stay put
     ev = state.evaluated
     evaluated = Evaluated(
-        res.value,
-        res.grad,
+        jnp.where(stalled, value, res.value),
+        jax.tree.map(lambda a, b: jnp.where(stalled, a, b), grad, res.grad),
         ev.num_fun_evals + res.num_evals,
         ev.num_grad_evals + res.num_evals,
         ev.num_hvp_evals,
-        jnp.asarray(False),
+        stalled,
     )
-    return tree_scale(res.step, updates), LineSearchState(res.step, value, evaluated)
+    return tree_scale(step, updates), LineSearchState(step, value, evaluated)
 
 
 def backtracking_linesearch(
@@ -403,9 +484,9 @@ def backtracking_linesearch(
     them): ``jol.chain(jol.sgd(1.0), jol.backtracking_linesearch())``.
     """
     _check_wolfe(c1, None)
-    _check_open_unit("decrease_factor", decrease_factor)
-    _check_positive_int("max_steps", max_steps)
-    _check_positive("max_step_size", max_step_size)
+    check_open_unit("decrease_factor", decrease_factor)
+    check_count("max_steps", max_steps)
+    check_positive("max_step_size", max_step_size)
     return Optimizer(
         bind(_ls_init),
         bind(
@@ -438,8 +519,8 @@ def zoom_linesearch(
     them): ``jol.chain(jol.sgd(1.0), jol.zoom_linesearch())``.
     """
     _check_wolfe(c1, c2)
-    _check_positive_int("max_steps", max_steps)
-    _check_positive("max_step_size", max_step_size)
+    check_count("max_steps", max_steps)
+    check_positive("max_step_size", max_step_size)
     return Optimizer(
         bind(_ls_init),
         bind(
@@ -463,6 +544,9 @@ __all__ = [
     "armijo_search",
     "backtracking_linesearch",
     "initial_step_guess",
+    "made_no_progress",
+    "rounding_tolerance",
+    "within_rounding",
     "zoom_linesearch",
     "zoom_search",
 ]

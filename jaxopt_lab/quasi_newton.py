@@ -9,6 +9,14 @@ which passes the extra arguments and reuses the value and gradient the line sear
 already computed at the new point (so each iteration costs the line search's
 evaluations and nothing more).
 
+When a line search makes no progress (its point is no lower than :math:`x_k` as far
+as floating point can tell: :func:`jaxopt_lab.linesearch.made_no_progress`), the params
+stay where they are and the memory is forgotten: the next iteration restarts from
+steepest descent, as L-BFGS-B does. If the failed search already came from a fresh
+memory, the restart would repeat it: the state's ``evaluated.stalled`` is set and
+``jol.minimize`` stops with status 2, "no further progress possible", where SciPy's BFGS
+reports "precision loss".
+
 All of them work on the params flattened into one vector (``ravel_pytree``), and are
 pure JAX: ``jit``, ``vmap`` over starting points or problem data (each member stops on
 its own tolerance inside ``jol.minimize``; the batch runs until its slowest member is
@@ -30,13 +38,14 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_lab._tree import Evaluated
 from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
-from jaxopt_lab.checks import check_params, check_same_structure
+from jaxopt_lab.checks import check_count, check_params, check_same_structure
+from jaxopt_lab.errors import InputTypeError, InputValueError
 from jaxopt_lab.linesearch import (
-    Evaluated,
-    _check_positive_int,
     _check_wolfe,
     initial_step_guess,
+    made_no_progress,
     require_extra_args,
     zoom_search,
 )
@@ -48,10 +57,10 @@ from jaxopt_lab.linesearch import (
 
 class QuasiNewtonState(NamedTuple):
     """``memory``: the method's own arrays; ``prev_value``: :math:`f(x_{k-1})` (NaN
-    before the first step), for the initial step guess; ``evaluated``: value, gradient
-    and evaluation counts at the current params (see
-    :class:`jaxopt_lab.linesearch.Evaluated`); ``ok``: whether the last line search met
-    its conditions."""
+    before the first step), for the initial step guess;
+    ``evaluated``: value, gradient and evaluation counts at the current params, and
+    whether the method is stalled (see :class:`jaxopt_lab._tree.Evaluated`); ``ok``:
+    whether the last line search met its conditions."""
 
     memory: Any
     prev_value: jax.Array
@@ -92,7 +101,7 @@ def _update(
     del extra
     require_extra_args(h.name, value, grad, value_fn)
     if params is None:
-        raise TypeError(f"{h.name} needs `params`.")
+        raise InputTypeError(f"{h.name} needs `params`.")
     check_same_structure(grad, params, "params")
     x, unravel = ravel_pytree(params)
     g, _ = ravel_pytree(grad)
@@ -109,35 +118,53 @@ def _update(
     slope = _dot(g, direction)
     descent = jnp.isfinite(slope) & (slope < -h.method.descent_margin * _dot(g, g))
     direction = jnp.where(descent, direction, -g)
-    first = jnp.isnan(state.prev_value)
     fresh = h.method.init(x)
     memory = jax.tree.map(lambda m, m0: jnp.where(descent, m, m0), state.memory, fresh)
+    # The memory the direction came from is the fresh one (steepest descent for the
+    # secant and CG methods; always for Newton-CG, which keeps none): a restart would
+    # repeat this very search.
+    restarted = _tree_equal(memory, fresh)
+    first = jnp.isnan(state.prev_value)
 
+    # N&W eq. 3.60 from the last decrease (the first step: unit length)
+    prev = jnp.where(first, value + jnp.linalg.norm(g) / 2, state.prev_value)
+    start = initial_step_guess(value, prev, _dot(g, direction))
     if h.method.unit_step:  # Newton-like: try the full step, the first one scaled to unit length
-        start = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.linalg.norm(direction)), 1.0)
-    else:  # N&W eq. 3.60 from the last decrease
-        prev = jnp.where(first, value + jnp.linalg.norm(g) / 2, state.prev_value)
-        start = initial_step_guess(value, prev, _dot(g, direction))
+        full = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.linalg.norm(direction)), 1.0)
+        # a restart (steepest descent from a fresh memory) has no curvature to trust
+        start = jnp.where(restarted & ~first, start, full)
     accepts = getattr(h.method, "accepts", None)
     extra = None if accepts is None else functools.partial(accepts, g, direction)
     res = zoom_search(value_and_grad, x, direction, value, g, start, c1=h.c1, c2=h.c2,
                       max_steps=h.max_linesearch_steps, extra_condition=extra)  # fmt: skip
-    s = res.step * direction
-    g_new = res.grad.astype(x.dtype)
+    # No progress (the search's point is no lower than x beyond rounding, and the search
+    # failed or moved x by rounding only): stay at x and restart from steepest descent,
+    # as L-BFGS-B does, its first step sized by the last decrease. When the direction came
+    # from a fresh memory the restart would repeat this search: stalled, for good.
+    stuck = made_no_progress(res, x, direction, value, g)
+    stalled = stuck & restarted
+    step = jnp.where(stuck, jnp.zeros_like(res.step), res.step)
+    s = step * direction
+    g_new = jnp.where(stuck, g, res.grad.astype(x.dtype))
     memory = h.method.remember(memory, s, g_new - g, g, g_new, direction)
-    # A failed search that made no progress: start afresh from steepest descent.
-    memory = jax.tree.map(lambda m, m0: jnp.where(res.step > 0, m, m0), memory, fresh)
+    memory = jax.tree.map(lambda m, m0: jnp.where(stuck, m0, m), memory, fresh)
+    prev_value = jnp.where(stuck, state.prev_value, value)  # the last decrease sizes the restart
     ev = state.evaluated
     evaluated = Evaluated(
-        res.value, unravel(g_new), ev.num_fun_evals + res.num_evals,
-        ev.num_grad_evals + res.num_evals, ev.num_hvp_evals + hvps, jnp.asarray(False),
+        jnp.where(stuck, value, res.value), unravel(g_new), ev.num_fun_evals + res.num_evals,
+        ev.num_grad_evals + res.num_evals, ev.num_hvp_evals + hvps, stalled,
     )  # fmt: skip
-    return unravel(s), QuasiNewtonState(memory, value, evaluated, res.ok)
+    return unravel(s), QuasiNewtonState(memory, prev_value, evaluated, res.ok)
+
+
+def _tree_equal(a: Any, b: Any) -> jax.Array:
+    parts = [jnp.all(x == y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
+    return jnp.all(jnp.stack(parts)) if parts else jnp.asarray(True)
 
 
 def _make(name: str, method: Any, c1: float, c2: float, max_linesearch_steps: int) -> Optimizer:
     _check_wolfe(c1, c2)
-    _check_positive_int("max_linesearch_steps", max_linesearch_steps)
+    check_count("max_linesearch_steps", max_linesearch_steps)
     return Optimizer(
         bind(_init, method=Static(method)),
         bind(_update, name=name, method=Static(method), c1=c1, c2=c2,
@@ -273,7 +300,7 @@ def lbfgs(
     (D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large scale
     optimization", *Mathematical Programming* 45, 1989.)
     """
-    _check_positive_int("memory_size", memory_size)
+    check_count("memory_size", memory_size)
     return _make("lbfgs", _LBFGS(memory_size), c1, c2, max_linesearch_steps)
 
 
@@ -340,7 +367,7 @@ def nonlinear_cg(method: str = "polak-ribiere", c1: float = 1e-4, c2: float = 0.
     quadratic and a logistic regression, against 0.97-1.38x with SciPy's 0.4.
     """
     if method not in _CG_BETAS:
-        raise ValueError(f"`method` must be one of {sorted(_CG_BETAS)}, got {method!r}.")
+        raise InputValueError(f"`method` must be one of {sorted(_CG_BETAS)}, got {method!r}.")
     return _make(f"nonlinear_cg({method})", _NonlinearCG(method), c1, c2, max_linesearch_steps)
 
 
@@ -413,7 +440,7 @@ def newton_cg(max_cg_steps: int | None = None, c1: float = 1e-4, c2: float = 0.9
     measured with the doubling line search).
     """
     if max_cg_steps is not None:
-        _check_positive_int("max_cg_steps", max_cg_steps)
+        check_count("max_cg_steps", max_cg_steps)
     return _make("newton_cg", _NewtonCG(max_cg_steps), c1, c2, max_linesearch_steps)
 
 

@@ -71,6 +71,46 @@ def test_zoom_goes_on_until_the_extra_condition_holds():
     assert int(extra.num_evals) > int(plain.num_evals)
 
 
+@jax.custom_jvp
+def _noisy_bowl(x):
+    """0.5 |x|^2 with an error of up to 1e-6 in its value (as a loss summed from terms
+    that cancel has), and its exact gradient x."""
+    return 0.5 * jnp.sum(x**2) + 1e-6 * jnp.sin(1e8 * jnp.sum(x))
+
+
+@_noisy_bowl.defjvp
+def _noisy_bowl_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _noisy_bowl(x), jnp.sum(x * t)
+
+
+@pytest.mark.parametrize("start", [1e-3, 1e-2, 1.0])
+def test_zoom_gives_up_at_once_when_the_values_are_noise(start):
+    """Near the minimizer the value's error (1e-6) dwarfs any decrease along d (under
+    1e-7): the first trial is off the line its slopes allow by far more, so the search
+    stops there, failed, and it made no progress (the previous search spent all of its
+    30 evaluations). The same bowl without the error: found at once."""
+    x = jnp.asarray([1e-4, 2e-4])
+    for f, noisy in [(_noisy_bowl, True), (lambda x: 0.5 * jnp.sum(x**2), False)]:
+        value, g = jax.value_and_grad(f)(x)
+        res = ls.zoom_search(jax.value_and_grad(f), x, -g, value, g, start)
+        assert bool(res.ok) != noisy
+        assert bool(ls.made_no_progress(res, x, -g, value, g)) == noisy
+        if noisy:
+            assert int(res.num_evals) <= 2 and float(res.step) == 0.0
+
+
+def test_within_rounding_is_the_spacing_of_floats_per_component():
+    x = {"a": jnp.asarray([1.0, 1e3]), "b": jnp.asarray(-3.0)}
+    d = {"a": jnp.asarray([1.0, 1.0]), "b": jnp.asarray(1.0)}
+    eps = float(jnp.finfo(jnp.float32).eps)
+    assert bool(ls.within_rounding(x, d, 0.0, 0.5 * eps))  # under one float of 1.0
+    assert not bool(ls.within_rounding(x, d, 0.0, 4 * eps))  # 4 floats of 1.0 away
+    assert bool(ls.within_rounding(x, d, 1.0, 2 * eps))  # from x + d: one float of 2.0
+    # a component at 0 is resolved at any step: never within rounding there
+    assert not bool(ls.within_rounding(jnp.zeros(2), jnp.ones(2), 0.0, 1e-30))
+
+
 def test_armijo_backtracks_to_sufficient_decrease():
     f = ROSEN.fn
     x = jnp.asarray([-1.2, 1.0])
