@@ -56,8 +56,8 @@ MESSAGES = {
     Status.CONVERGED: "Converged: the gradient norm is at most tol.",
     Status.MAX_STEPS: "The step budget was reached.",
     Status.NO_PROGRESS: (
-        "No further progress possible: the line search found no acceptable step "
-        "(precision loss; the gradient cannot reach tol)."
+        "No further progress possible: the line search found no step that lowers the "
+        "loss beyond rounding (precision loss)."
     ),
     Status.NONFINITE: "The loss or the gradient is not finite.",
 }
@@ -172,15 +172,21 @@ def start(step: Stepper, loss_fn, has_aux, params, state, args0: tuple = (), war
             aux = jax.eval_shape(loss_fn, params, *args0)[1]
             aux = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux)
         return Carry(params, state, aux)
-    fresh = value_and_grad(loss_fn, has_aux, params, args0)
-    fresh = Observation(fresh.loss, fresh.grads, None)
+
+    def fresh():
+        obs = value_and_grad(loss_fn, has_aux, params, args0)
+        return Observation(obs.loss, obs.grads, None)
+
     if not warm:
-        return Carry(params, state, fresh)
+        return Carry(params, state, fresh())
     ev = evaluated_state(state)
-    known = Observation(ev.value.astype(fresh.loss.dtype), ev.grad, None)
+    dtype = jax.eval_shape(fresh).loss.dtype
+
+    def known():
+        return Observation(ev.value.astype(dtype), ev.grad, None)
+
     # init leaves the count at 0: the record is empty until the first update
-    obs = jax.tree.map(lambda k, f: jnp.where(ev.num_fun_evals > 0, k, f), known, fresh)
-    return Carry(params, state, obs)
+    return Carry(params, state, jax.lax.cond(ev.num_fun_evals > 0, known, fresh))
 
 
 def norm_of(obs: Observation) -> jax.Array:
@@ -265,10 +271,11 @@ def _stops(obs: Observation, norm, stalled, tol) -> jax.Array:
     return stop if tol is None else stop | (norm <= tol)
 
 
-def _status(obs: Observation, stalled, observed, tol) -> jax.Array:
-    """The status of a stopped run, from its last observation (``observed``: False when
-    a first-order run spent its budget and the last params were not evaluated)."""
-    norm = norm_of(obs)
+def _status(obs: Observation, norm, stalled, observed, tol) -> jax.Array:
+    """The status of a stopped run, from its last observation and the gradient norm the
+    loop computed from it (computed again, XLA may round it otherwise; ``observed``:
+    False when a first-order run spent its budget and the last params were not
+    evaluated)."""
     s = jnp.where(stalled, Status.NO_PROGRESS, Status.MAX_STEPS)
     s = jnp.where(~jnp.isfinite(obs.loss) | ~jnp.isfinite(norm), Status.NONFINITE, s)
     if tol is not None:
@@ -276,13 +283,15 @@ def _status(obs: Observation, stalled, observed, tol) -> jax.Array:
     return jnp.where(observed, s, Status.MAX_STEPS).astype(jnp.int32)
 
 
-def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, x_of: Callable = lambda i: i):
+def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = False):
     """``lax.while_loop`` of at most ``steps`` updates that stops on a :class:`Status`,
     tested on the observation at the current params before each update. A first-order
     method does not evaluate the params after its last allowed update (nothing would
     use them); an optimizer that evaluates itself has them already, so they are tested
     for convergence too. The loop carries one stop flag; the status is worked out once,
-    after it (every op in the body costs on each iteration of a small solve)."""
+    after it (every op in the body costs on each iteration of a small solve). ``warm``:
+    the state comes from a previous run, whose stalled flag stops this one at once."""
+    x_of = _step_index
     obs0 = step.observe(carry, x_of(0))
     # slot `steps` takes the observation after the last update, and is dropped
     history = jnp.zeros((steps + 1,), obs0.loss.dtype)
@@ -295,7 +304,7 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, x_of: Callable 
         return (loop[0] < steps) & ~loop[-1]
 
     def body(loop):
-        i, c, obs, losses, norms, _ = loop
+        i, c, obs, _, losses, norms, _ = loop
         c = step.advance(c, obs, x_of(i))
         i = i + 1
         if step.reuses:
@@ -304,20 +313,25 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, x_of: Callable 
             obs = jax.lax.cond(i < steps, lambda: step.observe(c, x_of(i)), lambda: obs)
         norm = norm_of(obs)
         losses, norms = losses.at[i].set(obs.loss), norms.at[i].set(norm)
-        return i, c, obs, losses, norms, _stops(obs, norm, stalled_of(c), tol)
+        return i, c, obs, norm, losses, norms, _stops(obs, norm, stalled_of(c), tol)
 
     norm0 = norm_of(obs0)
     losses, norms = history.at[0].set(obs0.loss), history.at[0].set(norm0)
-    stop0 = _stops(obs0, norm0, jnp.asarray(False), tol)
-    loop = (jnp.asarray(0), carry, obs0, losses, norms, stop0)
-    i, carry, obs, losses, norms, _ = jax.lax.while_loop(cond, body, loop)
+    stalled0 = stalled_of(carry) if warm else jnp.asarray(False)
+    stop0 = _stops(obs0, norm0, stalled0, tol)
+    loop = (jnp.asarray(0), carry, obs0, norm0, losses, norms, stop0)
+    i, carry, obs, norm, losses, norms, _ = jax.lax.while_loop(cond, body, loop)
     observed = jnp.asarray(True) if step.reuses else i < steps
-    stalled = stalled_of(carry) & (i > 0)
-    status = _status(obs, stalled, observed, tol)
+    stalled = stalled_of(carry) & ((i > 0) | stalled0)
+    status = _status(obs, norm, stalled, observed, tol)
     if not step.reuses:
         carry = carry._replace(last=obs.aux)
     losses, norms = pad_history(losses[:steps], norms[:steps], i, steps)
     return Until(carry, losses, norms, i, status, jnp.minimum(i + 1, steps))
+
+
+def _step_index(i):
+    return i
 
 
 def pad_history(losses, norms, i, steps):

@@ -220,6 +220,48 @@ class _Zoom(NamedTuple):
     g: Params
 
 
+def _next_trial(z: _Zoom, a, f, d, low, high, bracketed, max_step_size):
+    """The zoom's next trial step: in the bracket, the cubic's minimizer when it lies well
+    inside (10% from either end), else the midpoint; still bracketing, an extrapolation."""
+    lo, f_lo, d_lo = low
+    hi, f_hi, d_hi = high
+    width = hi - lo
+    cubic = _cubic_minimizer(lo, f_lo, d_lo, hi, f_hi, d_hi)
+    inside = (
+        jnp.isfinite(cubic)
+        & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width))
+        & (jnp.abs(hi - cubic) > 0.1 * jnp.abs(width))
+    )
+    # Still bracketing (a is the low end, still going down too steeply): extrapolate
+    # with the cubic through the previous low end and a, kept within
+    # [a + 1.1 (a - lo), a + 4 (a - lo)] (the safeguard of More & Thuente, 1994);
+    # on a quadratic this lands on the minimizer along d.
+    reach = a - z.lo
+    beyond = _cubic_minimizer(z.lo, z.f_lo, z.d_lo, a, f, d)
+    beyond = jnp.where(jnp.isfinite(beyond), beyond, a + 4.0 * reach)
+    beyond = jnp.clip(beyond, a + 1.1 * reach, a + 4.0 * reach)
+    return jnp.where(
+        bracketed, jnp.where(inside, cubic, lo + 0.5 * width), jnp.minimum(beyond, max_step_size)
+    )
+
+
+def _stuck(z: _Zoom, a, f, d, finite, bracketed, f_tol, line, lo, width):
+    """Whether nothing is left to tell apart, so the zoom gives up as when out of
+    evaluations: the bracket is narrower than the spacing of floats, or the value is
+    noise. It is
+    noise when, between the low end and a, the slope hardly changes (the function is
+    all but linear there) and yet the value moves off the line through them by more
+    than its rounding and ten times more than the slopes allow: a smaller step would
+    move it less still, so nothing the values say can be trusted."""
+    params, direction = line
+    span = a - z.lo
+    off_line = jnp.abs(f - z.f_lo - span * (d + z.d_lo) / 2)
+    allowed = jnp.maximum(f_tol, 10 * jnp.abs(span) * jnp.maximum(jnp.abs(d), jnp.abs(z.d_lo)))
+    noise = finite & (jnp.abs(d - z.d_lo) <= 0.5 * jnp.abs(z.d_lo)) & (off_line > allowed)
+    unresolved = bracketed & within_rounding(params, direction, lo, width)
+    return noise | unresolved
+
+
 def zoom_search(
     value_and_grad_fn: Callable[[Params], tuple[jax.Array, Params]],
     params: Params,
@@ -288,40 +330,10 @@ def zoom_search(
         hi, f_hi, d_hi = pick(
             worse, (a, f, d), pick(turn, (z.lo, z.f_lo, z.d_lo), (z.hi, z.f_hi, z.d_hi))
         )
-        # next trial: double while bracketing; in the bracket, the cubic's minimizer when
-        # it lies well inside (10% from either end), else the midpoint
-        width = hi - lo
-        cubic = _cubic_minimizer(lo, f_lo, d_lo, hi, f_hi, d_hi)
-        inside = (
-            jnp.isfinite(cubic)
-            & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width))
-            & (jnp.abs(hi - cubic) > 0.1 * jnp.abs(width))
-        )
-        # Still bracketing (a is the low end, still going down too steeply): extrapolate
-        # with the cubic through the previous low end and a, kept within
-        # [a + 1.1 (a - lo), a + 4 (a - lo)] (the safeguard of More & Thuente, 1994);
-        # on a quadratic this lands on the minimizer along d.
-        reach = a - z.lo
-        beyond = _cubic_minimizer(z.lo, z.f_lo, z.d_lo, a, f, d)
-        beyond = jnp.where(jnp.isfinite(beyond), beyond, a + 4.0 * reach)
-        beyond = jnp.clip(beyond, a + 1.1 * reach, a + 4.0 * reach)
-        next_trial = jnp.where(
-            bracketed,
-            jnp.where(inside, cubic, lo + 0.5 * width),
-            jnp.minimum(beyond, max_step_size),
-        )
-        # Give up (as when out of evaluations) once nothing is left to tell apart: the
-        # bracket is narrower than the spacing of floats, or the value is noise. It is
-        # noise when, between the low end and a, the slope hardly changes (the function
-        # is all but linear there) and yet the value moves off the line through them by
-        # more than its rounding and ten times more than the slopes allow: a smaller
-        # step would move it less still, so nothing the values say can be trusted.
-        span = a - z.lo
-        off_line = jnp.abs(f - z.f_lo - span * (d + z.d_lo) / 2)
-        allowed = jnp.maximum(f_tol, 10 * jnp.abs(span) * jnp.maximum(jnp.abs(d), jnp.abs(z.d_lo)))
-        noise = finite & (jnp.abs(d - z.d_lo) <= 0.5 * jnp.abs(z.d_lo)) & (off_line > allowed)
-        unresolved = bracketed & within_rounding(params, direction, lo, width)
-        stuck = ~accept & (noise | unresolved)
+        next_trial = _next_trial(z, a, f, d, (lo, f_lo, d_lo), (hi, f_hi, d_hi), bracketed,
+                                 max_step_size)  # fmt: skip
+        stuck = ~accept & _stuck(z, a, f, d, finite, bracketed, f_tol, (params, direction),
+                                 lo, hi - lo)  # fmt: skip
         return _Zoom(
             i=z.i + 1, done=accept, stuck=stuck, bracketed=bracketed,
             lo=lo, f_lo=f_lo, d_lo=d_lo, g_lo=g_lo, hi=hi, f_hi=f_hi, d_hi=d_hi, trial=next_trial,
@@ -463,7 +475,9 @@ def _ls_update(
         ev.num_hvp_evals,
         stalled,
     )
-    return tree_scale(step, updates), LineSearchState(step, value, evaluated)
+    # a stalled search moves nothing, but keeps its step for the next search to start from
+    kept = jnp.where(stalled, state.step, res.step)
+    return tree_scale(step, updates), LineSearchState(kept, value, evaluated)
 
 
 def backtracking_linesearch(

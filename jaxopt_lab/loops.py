@@ -1,8 +1,10 @@
 r"""Compiled training loops: :func:`minimize` (full batch) and :func:`fit` (mini-batches).
 
-Each call runs one ``jax.jit``-compiled program: ``lax.scan`` over a fixed number of
-steps, or ``lax.while_loop`` when ``minimize`` stops on a tolerance. No Python runs per
-step. The optimizer is passed to the compiled program as a pytree argument, so calling
+Each call runs one ``jax.jit``-compiled program on the iteration core
+(``jaxopt_lab._iterate``): ``lax.scan`` over a fixed number of steps, or
+``lax.while_loop`` when ``minimize`` may stop early (on a tolerance, and always for a
+solver with a line search, which stops when it can make no further progress). No Python
+runs per step. The optimizer is passed to the compiled program as a pytree argument, so calling
 again with another learning rate (same functions, shapes and options) reuses the
 compiled program; an optimizer that is not a pytree of arrays (optax's, a NamedTuple of
 closures) is treated as a static argument instead, compiled once per object.
@@ -160,7 +162,7 @@ def _minimize(params, dyn_opt, tol, state, *, loss_fn, steps, has_aux, static_op
     step = core.stepper(optimizer, loss_fn, has_aux, state0)
     carry = core.start(step, loss_fn, has_aux, params, state0, warm=warm)
     if use_tol or step.reuses:  # a solver that evaluates itself may stop on its own
-        out = core.run_until(step, carry, steps, tol if use_tol else None)
+        out = core.run_until(step, carry, steps, tol if use_tol else None, warm=warm)
         carry, losses, norms, n, status = (
             out.carry,
             out.losses,
@@ -200,10 +202,11 @@ def minimize(
     With ``tol``, stops at the first step whose gradient norm
     :math:`\lVert\nabla f\rVert_2 \le` ``tol`` (that step makes no update, and
     ``converged`` is True); ``num_steps`` counts the updates made and the history after it
-    repeats its last value, so ``losses`` always has length ``steps``. A run also stops
-    early on a non-finite loss or gradient (with ``tol``), and, for a method with a line
-    search, when the search finds no acceptable step: ``status`` and ``message`` say
-    which.
+    repeats its last value, so ``losses`` always has length ``steps``. A run with ``tol``
+    also stops early on a non-finite loss or gradient; a solver that evaluates the loss
+    itself (a quasi-Newton method, a chain ending in a line search) stops on those with
+    or without ``tol``, and when its line search can make no further progress.
+    ``status`` and ``message`` say why the run stopped.
     With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and ``result.aux`` is the aux
     of the last evaluation.
 

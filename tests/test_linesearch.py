@@ -156,3 +156,15 @@ def test_line_search_needs_the_loss_and_says_so():
 def test_bad_line_search_constants(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_a_stalled_search_keeps_its_step_for_the_next_batch():
+    # a batch with a zero gradient stalls the search; the next batch must still move
+    data = jnp.array([0.0, 0.0, 1.0, 1.0])
+
+    def loss(p, b):
+        return jnp.mean(b * (p - 3.0) ** 2)
+
+    opt = jol.chain(jol.sgd(1.0), jol.backtracking_linesearch(reuse_step=True))
+    res = jol.fit(loss, jnp.array(0.0), opt, data, batch_size=2, epochs=3, key=jax.random.key(4))
+    assert float(res.params) == pytest.approx(3.0)

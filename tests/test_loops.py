@@ -385,3 +385,21 @@ def test_warm_start_refuses_a_state_of_another_optimizer():
     with pytest.raises(jol.InputError, match="start_epoch"):
         jol.fit(lambda p, b: jnp.sum(p * b), x0, jol.sgd(0.1), jnp.ones((4, 2)),
                 batch_size=2, epochs=1, key=0, start_epoch=-1)  # fmt: skip
+
+
+def test_status_agrees_with_the_stop_when_the_first_gradient_overflows():
+    def loss(p):
+        return jnp.sum(p**2) * 1e20
+
+    for x0 in (jnp.ones(1), jnp.ones(2)):
+        res = jol.minimize(loss, x0, jol.sgd(1e19), 5, tol=1e-3)
+        assert int(res.num_steps) == 0 and int(res.status) == jol.Status.NONFINITE
+
+
+def test_continuing_a_stopped_solve_stops_at_once():
+    x0 = jnp.array([-1.2, 1.0])
+    first = jol.minimize(rosenbrock, x0, jol.bfgs(), 500, tol=1e-30)
+    assert int(first.status) in (jol.Status.CONVERGED, jol.Status.NO_PROGRESS)
+    more = jol.minimize(rosenbrock, first.params, jol.bfgs(), 500, tol=1e-30, state=first.state)
+    assert int(more.num_steps) == 0 and int(more.num_fun_evals) == 0
+    assert int(more.status) == int(first.status)

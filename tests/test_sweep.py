@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import enable_x64
 
 import jaxopt_lab as jol
 from jaxopt_lab import problems
@@ -498,3 +499,35 @@ def test_repeated_call_reuses_its_plan():
     assert len(planning._plans) == n
     jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 7), 10)  # a new grid: a new plan
     assert len(planning._plans) == n + 1
+
+
+def test_plan_cache_tells_apart_what_changes_a_sweep():
+    f, p0, lrs = (lambda p: jnp.sum((p - 1.0) ** 2)), jnp.zeros(2), [0.1, 0.2]
+    two = jol.sweep(jol.sgd, f, p0, lrs, 5, seeds=2)
+    one = jol.sweep(jol.sgd, f, p0, lrs, 5, seeds=[2])  # a list of one seed, not a count
+    assert two.axes["seed"].tolist() == [0, 1] and one.axes["seed"].tolist() == [2]
+    with enable_x64():
+        wide = jol.sweep(jol.sgd, f, jnp.zeros(2, jnp.float64), lrs, 5)
+        assert wide.config["dtype"] == "float64"
+    assert jol.sweep(jol.sgd, f, p0, lrs, 5).config["dtype"] == "float32"
+
+
+def test_continuing_refuses_other_starts_and_checkpoints_of_another_start(tmp_path):
+    f, lrs = (lambda p: jnp.sum((p - 1.0) ** 2)), [0.1, 0.2]
+    a = jol.sweep(jol.sgd, f, jnp.zeros(2), lrs, 5)
+    b = jol.sweep(jol.sgd, f, jnp.full(2, 5.0), lrs, 5)
+    with pytest.raises(jol.InputError, match="params=None"):
+        jol.sweep(jol.sgd, f, jnp.zeros(2), lrs, 5, state=a)
+    jol.sweep(jol.sgd, f, None, lrs, 5, state=a, checkpoint_dir=tmp_path)
+    with pytest.raises(jol.InputError, match="checkpoint_dir"):
+        jol.sweep(jol.sgd, f, None, lrs, 5, state=b, checkpoint_dir=tmp_path)
+    a.save(tmp_path / "a.npz")
+    with pytest.raises(jol.InputError, match="params_like"):
+        jol.sweep(jol.sgd, f, None, lrs, 5, state=jol.SweepResult.load(tmp_path / "a.npz"))
+
+
+def test_a_minibatch_sweep_continues_with_its_own_key(logreg):
+    kw = dict(data=logreg.train, batch_size=128, epochs=1)
+    first = jol.sweep(jol.sgd, logreg.loss, None, [0.1], init_fn=logreg.init_params, key=1, **kw)
+    with pytest.raises(jol.InputError, match="key"):
+        jol.sweep(jol.sgd, logreg.loss, None, [0.1], state=first, key=2, **kw)

@@ -154,7 +154,7 @@ def sweep(
         print(res.summary()); res.best_learning_rate
     """
     t_start = time.perf_counter()
-    driver.check_previous(state)
+    driver.check_previous(state, params, init_fn)
     seed_params, one, warm = params, params, state is not None
     if warm:  # the start is the previous result's; its states continue
         one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x)[len(state.shape) :],
@@ -183,9 +183,14 @@ def sweep(
     shared = driver.consts(p, None if warm else seed_params, data, data_keys, _start_step(state),
                            () if cont is None else cont.shared)  # fmt: skip
     config = {**p.config, "key": _key_list(key), "start_step": _start_step(state)}
+    if warm and data is not None and state.config.get("key") != config["key"]:
+        raise InputValueError(
+            "`key`: a mini-batch sweep continues with the key it started with "
+            f"({state.config.get('key')}), so that its shuffles go on; got {config['key']}."
+        )
     folder = driver.folder_of(checkpoint_dir)
     if folder is not None:
-        driver.open_checkpoints(folder, config, shared)
+        driver.open_checkpoints(folder, config, shared, cont)
     bar = driver.progress_bar(progress, p.n_chunks * p.chunk * p.mode.steps, "sweep")
     try:
         outputs, resumed, rerun = driver.run(p, shared, cont, folder, p.like, bar)

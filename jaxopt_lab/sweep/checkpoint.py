@@ -90,7 +90,8 @@ def agreed_exists(path: str | None, folder: str | None) -> bool:
     if path is None:
         return False
     done = os.path.exists(path)
-    if process_flags(done).any() != done:
+    flags = process_flags(done)
+    if flags.any() != flags.all():  # every process raises, none goes on alone
         raise InputValueError(
             f"`checkpoint_dir` {folder!r}: {os.path.basename(path)} exists for some "
             "processes only; with several processes it must be a shared folder."

@@ -76,22 +76,34 @@ class Warm(NamedTuple):
     spec: kernel.Spec  # the plan's spec with the state's layout
 
 
-def check_previous(previous: Any) -> None:
-    if previous is not None and not isinstance(previous, SweepResult):
+def check_previous(previous: Any, params: Any, init_fn: Any) -> None:
+    """A sweep to continue: a SweepResult whose params have their structure (a result
+    loaded without ``params_like`` holds them by path), and no other start."""
+    if previous is None:
+        return
+    if not isinstance(previous, SweepResult):
         raise InputTypeError(
             "`state` must be a previous SweepResult to continue from, got "
             f"{type(previous).__name__}."
+        )
+    if params is not None or init_fn is not None:
+        raise InputValueError(
+            "With `state`, every member starts from the previous result's params: give "
+            "`params=None` and no `init_fn`."
+        )
+    by_path = isinstance(previous.params, dict) and all(
+        isinstance(k, str) and (k == "" or k[0] in "[.") for k in previous.params
+    )
+    if by_path and previous.params:
+        raise InputValueError(
+            "`state`: this result was loaded without `params_like`, so its params are "
+            "keyed by path; load it with SweepResult.load(path, params_like=...) to continue."
         )
 
 
 def warm_starts(plan: Plan, previous: SweepResult) -> Warm:
     """Per chunk, the members' params, optimizer states and divergence steps to continue
     from, taken from a previous result of the same grid."""
-    if not isinstance(previous, SweepResult):
-        raise InputTypeError(
-            "`state` must be a previous SweepResult to continue from, got "
-            f"{type(previous).__name__}."
-        )
     if previous.shape != plan.shape or any(
         k not in previous.hyperparams or not np.array_equal(previous.hyperparams[k], v)
         for k, v in plan.hyperparams.items()
@@ -217,7 +229,11 @@ def progress_bar(enabled: bool | None, total: int, desc: str):
 
 
 def wants_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    """The progress option (it shapes the compiled program, so with several processes
+    the default is off: their terminals may differ, their programs must not)."""
+    if progress is None:
+        return jax.process_count() == 1 and sys.stderr.isatty()
+    return bool(progress)
 
 
 def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
@@ -252,10 +268,11 @@ def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
     )
 
 
-def open_checkpoints(folder: str, config: dict[str, Any], shared: kernel.Consts) -> None:
-    """Check (or start) a checkpoint folder for this sweep's fingerprint; every process
-    raises, or none."""
-    config["params"] = checkpoint.tree_fingerprint(shared.seed_params)
+def open_checkpoints(folder: str, config: dict[str, Any], shared: kernel.Consts, warm) -> None:
+    """Check (or start) a checkpoint folder for this sweep's fingerprint (the start:
+    the shared params, or a continued sweep's members); every process raises, or none."""
+    start = shared.seed_params if warm is None else (warm.starts, warm.shared)
+    config["params"] = checkpoint.tree_fingerprint(start)
     config["data"] = None if shared.data is None else checkpoint.tree_fingerprint(shared.data)
     refused = None
     try:  # only process 0 writes config.json; the others check it when it is there

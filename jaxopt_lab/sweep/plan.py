@@ -389,6 +389,11 @@ def _shapes(tree) -> Any:
     return treedef, tuple((np.shape(x), _dtype(x)) for x in leaves)
 
 
+def _structs(tree: Any) -> Any:
+    """Shapes and dtypes only: a cached plan must not keep a user's arrays alive."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), _dtype(x)), tree)
+
+
 def _dtype(x: Any) -> Any:
     dtype = getattr(x, "dtype", None)  # jnp.result_type costs ~50 us a leaf
     return np.result_type(x) if dtype is None else dtype
@@ -403,15 +408,20 @@ def _cache_key(args: dict[str, Any]) -> Any:
     lrs = a.pop("learning_rates")
     hps = a.pop("hyperparams") or {}
     seeds = a.pop("seeds")
+    if seeds is not None:  # a count and a list of one seed are different sweeps
+        seeds = (isinstance(seeds, (numbers.Integral, np.integer)), np.shape(seeds),
+                 tuple(np.ravel(seeds).tolist()))  # fmt: skip
     try:
         key = (
             np.asarray(lrs, np.float64).tobytes(),
             np.shape(lrs),
-            tuple((k, np.asarray(v, np.float64).tobytes()) for k, v in hps.items()),
-            tuple(np.ravel(seeds).tolist()) if seeds is not None else None,
+            tuple((k, np.shape(v), np.asarray(v, np.float64).tobytes()) for k, v in hps.items()),
+            seeds,
             _shapes(a.pop("params")),
             _shapes(a.pop("data")),
             tuple(sorted(a.items(), key=lambda kv: kv[0])),
+            # what changes the dtypes and keys a plan holds
+            (jax.config.jax_enable_x64, str(jax.config.jax_default_prng_impl)),
         )
         hash(key)
     except (TypeError, ValueError):
@@ -497,5 +507,5 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
         chunk_members=_placed(
             _padded_chunks(members, param_index, chunk, n_chunks, _float_dtype()), mesh, devices
         ),
-        hyperparams=hyper, config=config, like=(params, state_like),
+        hyperparams=hyper, config=config, like=(_structs(params), state_like),
     )  # fmt: skip
