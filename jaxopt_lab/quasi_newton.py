@@ -66,6 +66,7 @@ class QuasiNewtonState(NamedTuple):
     prev_value: jax.Array
     evaluated: Evaluated
     ok: jax.Array
+    fresh: jax.Array = True  # the memory is the method's initial one (after a restart)
 
 
 def _float_dtype(params: Params) -> Any:
@@ -82,7 +83,7 @@ def _init(h: HParams, params: Params) -> QuasiNewtonState:
     evaluated = Evaluated(
         nan, jax.tree.map(jnp.zeros_like, params), zero, zero, zero, jnp.asarray(False)
     )
-    return QuasiNewtonState(h.method.init(x), nan, evaluated, jnp.asarray(True))
+    return QuasiNewtonState(h.method.init(x), nan, evaluated, jnp.asarray(True), jnp.asarray(True))
 
 
 def _update(
@@ -123,7 +124,8 @@ def _update(
     # The memory the direction came from is the fresh one (steepest descent for the
     # secant and CG methods; always for Newton-CG, which keeps none): a restart would
     # repeat this very search.
-    restarted = _tree_equal(memory, fresh)
+    # (a flag, not a comparison of the memories: that is O(n^2) per iteration for BFGS)
+    restarted = state.fresh | ~descent | getattr(h.method, "memoryless", False)
     first = jnp.isnan(state.prev_value)
 
     # N&W eq. 3.60 from the last decrease (the first step: unit length)
@@ -154,12 +156,7 @@ def _update(
         jnp.where(stuck, value, res.value), unravel(g_new), ev.num_fun_evals + res.num_evals,
         ev.num_grad_evals + res.num_evals, ev.num_hvp_evals + hvps, stalled,
     )  # fmt: skip
-    return unravel(s), QuasiNewtonState(memory, prev_value, evaluated, res.ok)
-
-
-def _tree_equal(a: Any, b: Any) -> jax.Array:
-    parts = [jnp.all(x == y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
-    return jnp.all(jnp.stack(parts)) if parts else jnp.asarray(True)
+    return unravel(s), QuasiNewtonState(memory, prev_value, evaluated, res.ok, stuck)
 
 
 def _make(name: str, method: Any, c1: float, c2: float, max_linesearch_steps: int) -> Optimizer:
@@ -380,6 +377,7 @@ class _NewtonCG(NamedTuple):
     max_cg_steps: int | None
     descent_margin: float = 0.0
     unit_step: bool = False  # the N&W eq. 3.60 guess: fewer evaluations than alpha = 1 here
+    memoryless: bool = True  # every direction is a fresh one: no restart to try
 
     def init(self, x):
         return jnp.zeros((), x.dtype)  # no memory
