@@ -516,8 +516,9 @@ def test_continuing_refuses_other_starts_and_checkpoints_of_another_start(tmp_pa
     f, lrs = (lambda p: jnp.sum((p - 1.0) ** 2)), [0.1, 0.2]
     a = jol.sweep(jol.sgd, f, jnp.zeros(2), lrs, 5)
     b = jol.sweep(jol.sgd, f, jnp.full(2, 5.0), lrs, 5)
-    with pytest.raises(jol.InputError, match="params=None"):
-        jol.sweep(jol.sgd, f, jnp.zeros(2), lrs, 5, state=a)
+    # with state, the members start from the previous result: params is not used
+    c = jol.sweep(jol.sgd, f, jnp.full(2, 9.0), lrs, 5, state=a)
+    np.testing.assert_array_equal(c.losses, jol.sweep(jol.sgd, f, None, lrs, 5, state=a).losses)
     jol.sweep(jol.sgd, f, None, lrs, 5, state=a, checkpoint_dir=tmp_path)
     with pytest.raises(jol.InputError, match="checkpoint_dir"):
         jol.sweep(jol.sgd, f, None, lrs, 5, state=b, checkpoint_dir=tmp_path)

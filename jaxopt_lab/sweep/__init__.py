@@ -141,8 +141,8 @@ def sweep(
       has_aux: ``loss_fn`` returns ``(loss, aux)``; the aux is discarded.
       state: a previous :class:`SweepResult` of the same grid to continue: every member
         starts from its final params and optimizer state there (a diverged member stays
-        frozen), and in mini-batch mode the epochs continue where it stopped. ``params``
-        may then be None. ``steps`` more steps (or ``epochs`` more epochs) after a sweep
+        frozen), and in mini-batch mode the epochs continue where it stopped; ``params``
+        and ``init_fn`` are then not used (``params`` may be None). ``steps`` more steps (or ``epochs`` more epochs) after a sweep
         of ``steps`` give the numbers of one sweep twice as long, bit for bit.
 
     Returns:
@@ -154,7 +154,7 @@ def sweep(
         print(res.summary()); res.best_learning_rate
     """
     t_start = time.perf_counter()
-    driver.check_previous(state, params, init_fn)
+    driver.check_previous(state)
     seed_params, one, warm = params, params, state is not None
     if warm:  # the start is the previous result's; its states continue
         one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x)[len(state.shape) :],

@@ -76,20 +76,15 @@ class Warm(NamedTuple):
     spec: kernel.Spec  # the plan's spec with the state's layout
 
 
-def check_previous(previous: Any, params: Any, init_fn: Any) -> None:
+def check_previous(previous: Any) -> None:
     """A sweep to continue: a SweepResult whose params have their structure (a result
-    loaded without ``params_like`` holds them by path), and no other start."""
+    loaded without ``params_like`` holds them by path)."""
     if previous is None:
         return
     if not isinstance(previous, SweepResult):
         raise InputTypeError(
             "`state` must be a previous SweepResult to continue from, got "
             f"{type(previous).__name__}."
-        )
-    if params is not None or init_fn is not None:
-        raise InputValueError(
-            "With `state`, every member starts from the previous result's params: give "
-            "`params=None` and no `init_fn`."
         )
     by_path = isinstance(previous.params, dict) and all(
         isinstance(k, str) and (k == "" or k[0] in "[.") for k in previous.params
