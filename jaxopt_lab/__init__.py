@@ -32,6 +32,7 @@ from jaxopt_lab.errors import (
 from jaxopt_lab.gradients import check_grad, numerical_grad
 from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
 from jaxopt_lab.loops import OptimizeResult, Status, fit, minimize, trajectory
+from jaxopt_lab.lr_find import LRFindResult, lr_find
 from jaxopt_lab.optimizers import (
     adabelief,
     adadelta,
@@ -120,9 +121,11 @@ __all__ = [
     "numerical_grad",
     "backtracking_linesearch",
     "zoom_linesearch",
+    "LRFindResult",
     "OptimizeResult",
     "Status",
     "fit",
+    "lr_find",
     "minimize",
     "trajectory",
     "adabelief",
