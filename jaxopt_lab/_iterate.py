@@ -245,6 +245,32 @@ def run_fixed(step: Stepper, carry, xs, record: Callable = loss_and_norm, length
     return jax.lax.scan(body, carry, xs, length=length)
 
 
+def run_blocks(step: Stepper, carry, steps: int, block: int, xs_of: Callable, after=None):
+    """:func:`run_fixed` over ``steps`` steps in blocks of ``block`` (the last block may
+    be shorter; one block runs without a loop around it). ``xs_of(ts)`` gives the
+    per-step inputs of the step indices ``ts``. ``after(carry, n)``, called after each
+    block of ``n`` steps, returns a tuple of values to record once per block (an
+    evaluation, or nothing after a progress callback); they come back stacked, one per
+    block, after the per-step records."""
+
+    def run_block(carry, t, n):
+        carry, hist = run_fixed(step, carry, xs_of(t + jnp.arange(n, dtype=jnp.int32)))
+        extra = () if after is None else tuple(jnp.asarray(x)[None] for x in after(carry, n))
+        return carry, (*hist, *extra)
+
+    n_blocks, rest = divmod(steps, block)
+    if n_blocks == 1:
+        carry, hist = run_block(carry, jnp.int32(0), block)
+    else:
+        starts = jnp.arange(n_blocks, dtype=jnp.int32) * block
+        carry, hist = jax.lax.scan(lambda c, t: run_block(c, t, block), carry, starts)
+        hist = jax.tree.map(lambda h: h.reshape(-1), hist)
+    if rest:
+        carry, tail = run_block(carry, jnp.int32(n_blocks * block), rest)
+        hist = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), hist, tail)
+    return carry, hist
+
+
 def fixed_status(losses: jax.Array, norms: jax.Array) -> jax.Array:
     """A fixed-length run ends on its step budget, or non-finite when its last recorded
     loss or gradient norm is not finite (a run that went non-finite stays so: NaN

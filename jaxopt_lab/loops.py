@@ -65,6 +65,8 @@ class OptimizeResult(NamedTuple):
         one per member under ``vmap``): 0 converged, 1 step budget reached, 2 no further
         progress possible (the line search found no acceptable step), 3 non-finite loss
         or gradient. ``message`` says it in words.
+      evals, eval_steps: :func:`fit` with ``eval_fn``: the evaluations, and the updates
+        made before each (None otherwise).
     """
 
     params: Params
@@ -77,6 +79,8 @@ class OptimizeResult(NamedTuple):
     num_fun_evals: Any = None
     num_grad_evals: Any = None
     status: Any = None
+    evals: Any = None
+    eval_steps: Any = None
 
     @property
     def grad_norm(self) -> jax.Array:
@@ -315,10 +319,12 @@ def epoch_batches(key: jax.Array, epoch: jax.Array, n: int, batch_size: int) -> 
 
 
 @functools.partial(
-    jax.jit, static_argnames=("loss_fn", "batch_size", "epochs", "has_aux", "static_opt")
-)
-def _fit(params, dyn_opt, data, key, state, start_epoch, *, loss_fn, batch_size, epochs,
-         has_aux, static_opt):  # fmt: skip
+    jax.jit,
+    static_argnames=("loss_fn", "batch_size", "epochs", "has_aux", "static_opt", "eval_fn",
+                     "eval_every"),
+)  # fmt: skip
+def _fit(params, dyn_opt, data, key, state, start_epoch, eval_data, *, loss_fn, batch_size,
+         epochs, has_aux, static_opt, eval_fn, eval_every):  # fmt: skip
     optimizer = _optimizer(dyn_opt, static_opt)
     n = jax.tree.leaves(data)[0].shape[0]
     first = jax.tree.map(lambda x: x[:batch_size], data)
@@ -330,13 +336,27 @@ def _fit(params, dyn_opt, data, key, state, start_epoch, *, loss_fn, batch_size,
     def epoch(carry, e):
         return core.run_fixed(step, carry, epoch_batches(key, e, n, batch_size))
 
-    carry, (losses, norms) = jax.lax.scan(epoch, carry, start_epoch + jnp.arange(epochs))
+    evals = None
+    if eval_fn is None:
+        carry, (losses, norms) = jax.lax.scan(epoch, carry, start_epoch + jnp.arange(epochs))
+    else:  # the same batches, in blocks of eval_every steps across the epochs
+        order = jax.vmap(lambda e: epoch_batches(key, e, n, batch_size))(
+            start_epoch + jnp.arange(epochs)
+        ).reshape(-1, batch_size)
+
+        def evaluate(carry, _):
+            args = () if eval_data is None else (eval_data,)
+            return (jnp.asarray(eval_fn(carry.params, *args), jnp.result_type(float)),)
+
+        carry, (losses, norms, evals) = core.run_blocks(
+            step, carry, order.shape[0], eval_every, lambda ts: order[ts], evaluate
+        )
     losses, norms = losses.reshape(-1), norms.reshape(-1)
     total = jnp.asarray(losses.size)
     status = core.fixed_status(losses, norms)
     return OptimizeResult(
         carry.params, carry.state, losses, norms, total, jnp.asarray(False), carry.last,
-        total, total, status,
+        total, total, status, evals,
     )  # fmt: skip
 
 
@@ -356,6 +376,9 @@ def fit(
     has_aux: bool = False,
     state: Any = None,
     start_epoch: int = 0,
+    eval_fn: Callable[..., Any] | None = None,
+    eval_data: Any = None,
+    eval_every: int | None = None,
 ) -> OptimizeResult:
     r"""Train ``loss_fn(params, batch) -> scalar`` over ``data`` in mini-batches, in one
     compiled program.
@@ -376,6 +399,10 @@ def fit(
     start_epoch + epochs - 1`` are trained from the given params and optimizer state,
     with the shuffles those epochs have in a single run. 5 epochs and then 5 more with
     ``start_epoch=5`` give the numbers of 10 at once, bit for bit.
+
+    ``eval_fn(params, eval_data) -> scalar`` (``eval_fn(params)`` without ``eval_data``)
+    evaluates the params after every ``eval_every`` steps and after the last (default:
+    the last only), inside the same program: ``result.evals`` and ``result.eval_steps``.
     """
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
@@ -388,19 +415,34 @@ def fit(
             f"`batch_size` must be <= the number of examples ({n}), got {batch_size}."
         )
     key = check_key(key)
-    return _fit(
+    total = epochs * (n // batch_size)
+    if eval_fn is None and (eval_data is not None or eval_every is not None):
+        raise InputValueError("`eval_data` and `eval_every` need `eval_fn`.")
+    if eval_fn is not None:
+        check_callable("eval_fn", eval_fn, "a callable (params[, eval_data]) -> scalar")
+        eval_every = (
+            total if eval_every is None else min(check_count("eval_every", eval_every), total)
+        )
+    result = _fit(
         params,
         dyn,
         data,
         key,
         state,
         np.int32(start_epoch),
+        eval_data,
         loss_fn=loss_fn,
         batch_size=batch_size,
         epochs=epochs,
         has_aux=bool(has_aux),
         static_opt=static,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
     )
+    if eval_fn is None:
+        return result
+    marks = np.minimum(np.arange(eval_every, total + eval_every, eval_every), total)
+    return result._replace(eval_steps=marks)
 
 
 __all__ = [

@@ -403,3 +403,32 @@ def test_continuing_a_stopped_solve_stops_at_once():
     more = jol.minimize(rosenbrock, first.params, jol.bfgs(), 500, tol=1e-30, state=first.state)
     assert int(more.num_steps) == 0 and int(more.num_fun_evals) == 0
     assert int(more.status) == int(first.status)
+
+
+def test_fit_evaluates_inside_its_program_without_changing_the_run():
+    x = jax.random.normal(jax.random.PRNGKey(0), (45, 3))
+    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
+    params = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
+
+    def loss(p, batch):
+        bx, by = batch
+        return jnp.mean((bx @ p["w"] + p["b"] - by) ** 2)
+
+    kw = dict(batch_size=7, epochs=3, key=jax.random.PRNGKey(3))  # 6 steps an epoch, 18 in all
+    plain = jol.fit(loss, params, jol.sgd(0.05), (x, y), **kw)
+    res = jol.fit(loss, params, jol.sgd(0.05), (x, y), eval_fn=loss, eval_data=(x, y),
+                  eval_every=5, **kw)  # fmt: skip
+    _same(plain.params, res.params)
+    np.testing.assert_array_equal(plain.losses, res.losses)
+    assert res.eval_steps.tolist() == [5, 10, 15, 18] and res.evals.shape == (4,)
+    for value, steps in zip(res.evals, res.eval_steps, strict=True):  # the params after s steps
+        order = np.concatenate(
+            [np.asarray(loops.epoch_batches(kw["key"], e, 45, 7)) for e in range(3)]
+        )
+        p = params
+        for idx in order[:steps]:
+            g = jax.grad(loss)(p, (x[idx], y[idx]))
+            p = jax.tree.map(lambda a, b: a - 0.05 * b, p, g)
+        np.testing.assert_allclose(value, loss(p, (x, y)), rtol=1e-5)
+    with pytest.raises(jol.InputError, match="eval_every"):
+        jol.fit(loss, params, jol.sgd(0.05), (x, y), eval_fn=loss, eval_every=0, **kw)

@@ -532,3 +532,84 @@ def test_a_minibatch_sweep_continues_with_its_own_key(logreg):
     first = jol.sweep(jol.sgd, logreg.loss, None, [0.1], init_fn=logreg.init_params, key=1, **kw)
     with pytest.raises(jol.InputError, match="key"):
         jol.sweep(jol.sgd, logreg.loss, None, [0.1], state=first, key=2, **kw)
+
+
+# ---------------------------------------------------------------- evaluation in the program
+
+
+def test_evaluations_equal_evaluating_each_member_afterwards(logreg, tmp_path):
+    p0 = logreg.init_params(jax.random.PRNGKey(0))
+    lrs = np.logspace(-3, 0, 6)
+
+    def train(p):
+        return logreg.loss(p, logreg.train)
+
+    kw = dict(eval_fn=logreg.loss, eval_data=logreg.test, eval_every=20)
+    res = jol.sweep(jol.adam, train, p0, lrs, 50, **kw)
+    assert res.evals.shape == (6, 3) and res.eval_steps.tolist() == [20, 40, 50]
+    for k in (0, 4):
+        for j, s in enumerate(res.eval_steps):
+            alone = jol.minimize(train, p0, jol.adam(float(lrs[k])), int(s))
+            want = float(logreg.loss(alone.params, logreg.test))
+            np.testing.assert_allclose(res.evals[k, j], want, rtol=1e-5)
+    # the ranking follows each member's best (lowest) evaluation
+    assert res.best_index == (int(np.argmin(res.evals.min(axis=-1))),)
+    res.save(tmp_path / "r.npz")
+    back = jol.SweepResult.load(tmp_path / "r.npz", params_like=p0)
+    np.testing.assert_array_equal(back.evals, res.evals)
+    # chunks with evaluations checkpoint and resume to the same numbers
+    first = jol.sweep(
+        jol.adam, train, p0, lrs, 50, chunk_size=2, checkpoint_dir=tmp_path / "c", **kw
+    )
+    again = jol.sweep(
+        jol.adam, train, p0, lrs, 50, chunk_size=2, checkpoint_dir=tmp_path / "c", **kw
+    )
+    assert again.config["chunks_resumed"] == first.config["chunks"]
+    np.testing.assert_array_equal(again.evals, first.evals)
+
+
+def test_ranking_by_the_highest_evaluation_and_seeds_averaged(logreg):
+    def accuracy(p, data):
+        return logreg.metric(p, data)
+
+    res = jol.sweep(jol.sgd, logreg.loss, None, [1e-3, 0.1, 1.0], data=logreg.train,
+                    batch_size=64, epochs=2, seeds=2, init_fn=logreg.init_params,
+                    eval_fn=accuracy, eval_data=logreg.test, eval_mode="max")  # fmt: skip
+    best = res.evals.max(axis=-1).mean(axis=-1)  # best over the history, mean over seeds
+    assert res.best_index == (int(np.argmax(best)),)
+    assert res.config["eval_mode"] == "max"
+
+
+def test_minibatch_members_rank_by_their_last_epoch(logreg):
+    res = jol.sweep(jol.sgd, logreg.loss, None, [1e-3, 0.05, 0.3], data=logreg.train,
+                    batch_size=32, epochs=2, init_fn=logreg.init_params)  # fmt: skip
+    per_epoch = res.losses.shape[-1] // 2
+    mean_last = res.losses[:, -per_epoch:].mean(axis=-1)
+    assert res.best_index == (int(np.argmin(mean_last)),)
+
+
+def test_a_diverged_member_has_no_evaluations_after_it_froze():
+    def loss(x):
+        return jnp.where(x[0] > 2.0, jnp.nan, -x[0])
+
+    res = jol.sweep(jol.sgd, loss, jnp.zeros(1), [0.1, 0.25], 20,
+                    eval_fn=lambda p: p[0], eval_every=4)  # fmt: skip
+    assert int(res.diverged_at[1]) == 9
+    assert np.isfinite(res.evals[1, res.eval_steps <= 9]).all()
+    assert np.isnan(res.evals[1, res.eval_steps > 9]).all()
+    assert np.isfinite(res.evals[0]).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"eval_fn": "accuracy"}, "eval_fn"),
+        ({"eval_fn": lambda p: p[0], "eval_every": 0}, "eval_every"),
+        ({"eval_fn": lambda p: p[0], "eval_mode": "best"}, "eval_mode"),
+        ({"eval_every": 5}, "eval_every"),
+        ({"eval_fn": lambda p: p}, "eval_fn"),  # not a scalar
+    ],
+)
+def test_bad_evaluation_input_names_the_argument(kwargs, match):
+    with pytest.raises(jol.InputError, match=match):
+        jol.sweep(jol.sgd, lambda p: jnp.sum(p**2), jnp.ones(2), [0.1], 10, **kwargs)

@@ -98,6 +98,10 @@ def sweep(
     progress: bool | None = None,
     has_aux: bool = False,
     state: SweepResult | None = None,
+    eval_fn: Callable[..., Any] | None = None,
+    eval_data: Any = None,
+    eval_every: int | None = None,
+    eval_mode: str = "min",
 ) -> SweepResult:
     r"""Train one member per (learning rate, hyperparameters, seed) in one compiled
     program and return a :class:`SweepResult`.
@@ -144,6 +148,13 @@ def sweep(
         frozen), and in mini-batch mode the epochs continue where it stopped; ``params``
         and ``init_fn`` are then not used (``params`` may be None). ``steps`` more steps (or ``epochs`` more epochs) after a sweep
         of ``steps`` give the numbers of one sweep twice as long, bit for bit.
+      eval_fn, eval_data, eval_every, eval_mode: evaluate every member inside the same
+        program: ``eval_fn(params, eval_data) -> scalar`` (``eval_fn(params)`` without
+        ``eval_data``) after every ``eval_every`` steps and after the last (default: the
+        last only). ``SweepResult.evals`` holds them, ``eval_steps`` when they were
+        taken; with an evaluation the ranking (and ``best_learning_rate``) uses each
+        member's best evaluation, the lowest (``eval_mode="min"``, a validation loss) or
+        the highest (``"max"``, an accuracy).
 
     Returns:
       A :class:`SweepResult`; arrays shaped ``(K, [hyperparam axes], [S], steps)``.
@@ -172,7 +183,8 @@ def sweep(
                 mode_args=(steps, batch_size, epochs, start_epoch),
                 divergence_threshold=divergence_threshold, chunk_size=chunk_size,
                 vmap_width=vmap_width, devices=None if devices is None else tuple(devices),
-                progress=progress, has_aux=has_aux, warm=warm, init_fn=init_fn)  # fmt: skip
+                progress=progress, has_aux=has_aux, warm=warm, init_fn=init_fn,
+                evaluation=(eval_fn, eval_data, eval_every, eval_mode))  # fmt: skip
     check_key(key)
     init_keys, data_keys = driver.seed_keys(key, _seeds_of(seeds))
     if init_fn is not None and not warm:
@@ -181,7 +193,7 @@ def sweep(
     p = plan_for({**args, "params": one})
     cont = driver.warm_starts(p, state) if warm else None
     shared = driver.consts(p, None if warm else seed_params, data, data_keys, _start_step(state),
-                           () if cont is None else cont.shared)  # fmt: skip
+                           () if cont is None else cont.shared, eval_data)  # fmt: skip
     config = {**p.config, "key": _key_list(key), "start_step": _start_step(state)}
     if warm and data is not None and state.config.get("key") != config["key"]:
         raise InputValueError(

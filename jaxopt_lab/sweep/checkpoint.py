@@ -100,8 +100,10 @@ def agreed_exists(path: str | None, folder: str | None) -> bool:
 
 
 def write_chunk(path: str, index: int, out) -> None:
-    params, state, losses, norms, dead_at = out
+    params, state, losses, norms, dead_at, evals = out
     arrays = {"losses": losses, "grad_norms": norms, "diverged_at": dead_at}
+    if evals is not None:
+        arrays["evals"] = evals
     arrays.update({f"params/{i}": x for i, x in enumerate(jax.tree.leaves(params))})
     arrays.update({f"state/{i}": x for i, x in enumerate(jax.tree.leaves(state))})
     meta = {"format": "jaxopt_lab.SweepChunk", "index": index,
@@ -119,4 +121,5 @@ def read_chunk(path: str, like: tuple[Any, Any]):
         return jax.tree.unflatten(treedef, leaves)
 
     params, state = tree("params", like[0]), tree("state", like[1])
-    return params, state, arrays["losses"], arrays["grad_norms"], arrays["diverged_at"]
+    out = (arrays["losses"], arrays["grad_norms"], arrays["diverged_at"], arrays.get("evals"))
+    return (params, state, *out)

@@ -50,7 +50,7 @@ def _placed_scalar(value: float, dtype: np.dtype, sharding: Any) -> jax.Array:
     return place(np.asarray(value, dtype), sharding, check_same=False)
 
 
-def consts(plan: Plan, seed_params, data, data_keys, t0: int, state=()) -> kernel.Consts:
+def consts(plan: Plan, seed_params, data, data_keys, t0: int, state=(), eval_data=None):
     """The shared inputs of every chunk, placed once for all chunks."""
     order = None
     if plan.mode.minibatch:
@@ -58,9 +58,10 @@ def consts(plan: Plan, seed_params, data, data_keys, t0: int, state=()) -> kerne
         order = kernel.batch_orders(
             data_keys, np.int32(m.start_epoch), n=m.n, batch_size=m.batch_size, epochs=m.epochs
         )
-    seed_params, order, data, state = place((seed_params, order, data, state), plan.sharding)
+    placed = place((seed_params, order, data, state, eval_data), plan.sharding)
+    seed_params, order, data, state, eval_data = placed
     threshold = _placed_scalar(plan.threshold, plan.loss_dtype, plan.sharding)
-    return kernel.Consts(seed_params, order, data, threshold, np.int32(t0), state)
+    return kernel.Consts(seed_params, order, data, threshold, np.int32(t0), state, eval_data)
 
 
 # --------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def _clean(out) -> bool:
     would never fire. (The histories are not scanned on the host, and reducing them in
     the compiled program costs more than the running test: 0.2 ms against ~0 on a
     Rosenbrock K=64, 2000-step chunk on XLA:CPU.)"""
-    params, _, _, _, dead_at = out
+    params, _, _, _, dead_at, _ = out
     return bool((dead_at < 0).all()) and all(
         bool(np.isfinite(x.sum()) or np.isfinite(x).all()) for x in jax.tree.leaves(params)
     )
@@ -242,14 +243,18 @@ def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
     if len(outputs) == 1 and plan.chunk == plan.size:  # nothing to join or drop
         leaves, treedef = jax.tree.flatten(outputs[0])
         leaves = [x.reshape(plan.shape + x.shape[1:]) for x in leaves]
-        params, state, losses, norms, dead_at = jax.tree.unflatten(treedef, leaves)
+        params, state, losses, norms, dead_at, evals = jax.tree.unflatten(treedef, leaves)
     else:
-        params, state, losses, norms, dead_at = jax.tree.map(whole, *outputs)
+        params, state, losses, norms, dead_at, evals = jax.tree.map(whole, *outputs)
     dead = dead_at >= 0
+    t0 = config.get("start_step", 0)
+    eval_steps = None if evals is None else t0 + plan.eval_steps
     if dead.any():
-        t0 = config.get("start_step", 0)
-        after = np.arange(t0, t0 + plan.mode.steps) > np.where(dead, dead_at, np.inf)[..., None]
+        frozen_at = np.where(dead, dead_at, np.inf)[..., None]
+        after = np.arange(t0, t0 + plan.mode.steps) > frozen_at
         losses, norms = np.where(after, np.nan, losses), np.where(after, np.nan, norms)
+        if evals is not None:  # evaluated after more updates than the member made
+            evals = np.where(eval_steps > frozen_at, np.nan, evals)
     return SweepResult(
         axes=plan.members.axes,
         losses=losses,
@@ -260,6 +265,8 @@ def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
         hyperparams=plan.hyperparams,
         config=config,
         state=state,
+        evals=evals,
+        eval_steps=eval_steps,
     )
 
 

@@ -42,6 +42,9 @@ class Spec(NamedTuple):
     # warm: the state's structure, and which leaves all members share (passed once)
     state_def: Any = None
     shared_state: tuple[bool, ...] = ()
+    # evaluation after every block of steps: eval_fn(params[, eval_data]) -> scalar
+    eval_fn: Callable | None = None
+    eval_with_data: bool = False
 
 
 class Consts(NamedTuple):
@@ -53,6 +56,7 @@ class Consts(NamedTuple):
     threshold: jax.Array  # a loss above it counts as divergence
     t0: jax.Array  # the global index of the first step (steps done before a warm start)
     state: tuple = ()  # warm: the state leaves every member shares
+    eval_data: Any = None
 
 
 progress_bars: list[Any] = []
@@ -99,26 +103,23 @@ def _member(spec: Spec, consts: Consts, lr, hp, seed, start):
     carry = core.start(inner, spec.loss_fn, spec.has_aux, p0, s0, first or (), warm=spec.warm)
     step = core.freezing(inner, consts.threshold, checked=spec.checked)
 
-    def run_block(carry, t, n):
-        ts = t + jnp.arange(n, dtype=jnp.int32)
-        carry, hist = core.run_fixed(step, carry, (consts.t0 + ts, ts))
+    def after(carry, n):
         if spec.progress:  # under vmap: once per member, each adding its own n steps
             jax.debug.callback(progress_hook, n)
-        return carry, hist
+        if spec.eval_fn is None:
+            return ()
+        return (_evaluate(spec, consts, carry[0].params),)  # after every eval_every steps
 
-    carry = (carry, dead0)
-    n_blocks, rest = divmod(spec.steps, spec.block)
-    if n_blocks == 1:  # quiet: the whole run is one block, no loop around it
-        carry, hist = run_block(carry, jnp.int32(0), spec.block)
-    else:
-        starts = jnp.arange(n_blocks, dtype=jnp.int32) * spec.block
-        carry, hist = jax.lax.scan(lambda c, t: run_block(c, t, spec.block), carry, starts)
-        hist = jax.tree.map(lambda h: h.reshape(-1), hist)
-    if rest:
-        carry, tail = run_block(carry, jnp.int32(n_blocks * spec.block), rest)
-        hist = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), hist, tail)
+    carry, hist = core.run_blocks(step, (carry, dead0), spec.steps, spec.block,
+                                  lambda ts: (consts.t0 + ts, ts), after)  # fmt: skip
     (final, dead_at) = carry
-    return final.params, final.state, *hist, dead_at
+    evals = hist[2] if spec.eval_fn is not None else None
+    return final.params, final.state, hist[0], hist[1], dead_at, evals
+
+
+def _evaluate(spec: Spec, consts: Consts, params) -> jax.Array:
+    args = (consts.eval_data,) if spec.eval_with_data else ()
+    return jnp.asarray(spec.eval_fn(params, *args), jnp.result_type(float))
 
 
 def _lockstep(fn: Callable, width: int) -> Callable:
@@ -162,7 +163,8 @@ def run_chunk(members, consts: Consts, *, spec: Spec):
     """One chunk: ``members`` = ``(lrs, hps, seed_index, start)``, each with a leading
     member axis (``start``: the param index per member, or with ``spec.warm`` the
     params, states and divergence steps to continue from). Returns every member's
-    ``(params, state, losses, grad_norms, dead_at)``."""
+    ``(params, state, losses, grad_norms, dead_at, evals)`` (``evals`` None without an
+    ``eval_fn``)."""
     local = functools.partial(_run_local, spec)
     if spec.mesh is None:
         return local(members, consts)

@@ -289,6 +289,7 @@ class Plan:
     hyperparams: dict[str, np.ndarray]
     config: dict[str, Any]  # JSON-able; the checkpoint fingerprint without the arrays
     like: tuple[Any, Any]  # one member's params and optimizer state (shapes and dtypes)
+    eval_steps: np.ndarray | None = None  # (E,) updates made at each evaluation
 
     @property
     def size(self) -> int:
@@ -374,6 +375,32 @@ def _placed(chunks: tuple, mesh: Mesh | None, devices) -> tuple:
     return place(chunks, sharding, check_same=False)
 
 
+class Evaluation(NamedTuple):
+    fn: Callable | None
+    with_data: bool
+    every: int | None  # steps between evaluations (the last block may be shorter)
+    mode: str | None  # "min" or "max": which end of the evaluations is best
+    steps: np.ndarray | None  # (E,) updates made before each evaluation
+
+
+def _evaluation(eval_fn, eval_data, eval_every, eval_mode, params, steps) -> Evaluation:
+    """The validated evaluation options: ``eval_fn(params[, eval_data]) -> scalar``
+    after every ``eval_every`` steps and after the last (default: the last only)."""
+    if eval_fn is None:
+        for name, value in (("eval_data", eval_data), ("eval_every", eval_every)):
+            if value is not None:
+                raise InputValueError(f"`{name}` needs `eval_fn`.")
+        return Evaluation(None, False, None, None, None)
+    check_callable("eval_fn", eval_fn, "a callable (params[, eval_data]) -> scalar")
+    if eval_mode not in ("min", "max"):
+        raise InputValueError(f"`eval_mode` must be 'min' or 'max', got {eval_mode!r}.")
+    every = steps if eval_every is None else min(check_count("eval_every", eval_every), steps)
+    args = (params,) if eval_data is None else (params, eval_data)
+    check_scalar_fn(eval_fn, args, "eval_fn")
+    marks = np.arange(every, steps + every, every)
+    return Evaluation(eval_fn, eval_data is not None, every, eval_mode, np.minimum(marks, steps))
+
+
 def _threshold(divergence_threshold) -> float:
     if divergence_threshold is None:
         return np.inf
@@ -408,6 +435,8 @@ def _cache_key(args: dict[str, Any]) -> Any:
     lrs = a.pop("learning_rates")
     hps = a.pop("hyperparams") or {}
     seeds = a.pop("seeds")
+    eval_fn, eval_data, eval_every, eval_mode = a.pop("evaluation")
+    evaluation = (eval_fn, _shapes(eval_data), eval_every, eval_mode)
     if seeds is not None:  # a count and a list of one seed are different sweeps
         seeds = (isinstance(seeds, (numbers.Integral, np.integer)), np.shape(seeds),
                  tuple(np.ravel(seeds).tolist()))  # fmt: skip
@@ -419,6 +448,7 @@ def _cache_key(args: dict[str, Any]) -> Any:
             seeds,
             _shapes(a.pop("params")),
             _shapes(a.pop("data")),
+            evaluation,
             tuple(sorted(a.items(), key=lambda kv: kv[0])),
             # what changes the dtypes and keys a plan holds
             (jax.config.jax_enable_x64, str(jax.config.jax_default_prng_impl)),
@@ -446,7 +476,7 @@ def plan_for(args: dict[str, Any]) -> Plan:
 
 def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, combine, seeds,
            init_fn, data, mode_args, divergence_threshold, chunk_size, vmap_width,
-           devices, progress, has_aux, warm) -> Plan:  # fmt: skip
+           devices, progress, has_aux, warm, evaluation) -> Plan:  # fmt: skip
     check_callable("loss_fn", loss_fn)
     lrs = _check_learning_rates(learning_rates)
     hps = _check_hyperparams(make_optimizer, hyperparams, combine, lrs.size)
@@ -467,13 +497,15 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
     if vmap_width is None:
         vmap_width = auto_vmap_width(probe.flops, devices[0].platform, -(-m // len(devices)))
     chunk, n_chunks = _chunking(m, vmap_width, len(devices), chunk_size)
+    ev = _evaluation(*evaluation, params, mode.steps)
     per_seed = init_fn is not None and not warm
     param_index = members.seed_index if per_seed else np.zeros_like(members.seed_index)
     spec = Spec(
         make_optimizer=make_optimizer, loss_fn=loss_fn, steps=mode.steps,
         minibatch=mode.minibatch, has_aux=bool(has_aux), width=vmap_width,
-        block=min(PROGRESS_EVERY, mode.steps) if progress else mode.steps, progress=progress,
-        mesh=mesh, checked=False, per_seed_params=per_seed, warm=warm,
+        block=ev.every or (min(PROGRESS_EVERY, mode.steps) if progress else mode.steps),
+        progress=progress, mesh=mesh, checked=False, per_seed_params=per_seed, warm=warm,
+        eval_fn=ev.fn, eval_with_data=ev.with_data,
     )  # fmt: skip
     shape = tuple(len(v) for v in members.axes.values())
     hyper = {"learning_rate": members.lrs.reshape(shape)}
@@ -499,6 +531,9 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
         "init_fn": None if init_fn is None else checkpoint.callable_id(init_fn),
         "dtype": str(np.dtype(_float_dtype())),
         "has_aux": bool(has_aux),
+        "eval_fn": None if ev.fn is None else checkpoint.callable_id(ev.fn),
+        "eval_every": ev.every,
+        "eval_mode": ev.mode,
     }
     return Plan(
         members=members, shape=shape, mode=mode, seeds=seeds_arr, per_seed_params=per_seed,
@@ -508,4 +543,5 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
             _padded_chunks(members, param_index, chunk, n_chunks, _float_dtype()), mesh, devices
         ),
         hyperparams=hyper, config=config, like=(_structs(params), state_like),
+        eval_steps=ev.steps,
     )  # fmt: skip

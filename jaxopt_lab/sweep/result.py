@@ -53,6 +53,8 @@ class SweepResult:
       state: the final optimizer state of every member, each leaf with leading axes
         ``shape`` (meaningless for diverged members, which stay frozen); pass the result
         as ``sweep(..., state=result)`` to continue every member where it stopped.
+      evals: ``(*shape, E)`` each member's evaluation (``eval_fn``) after the updates in
+        ``eval_steps`` (``(E,)``); NaN after a member's divergence. None without one.
     """
 
     axes: dict[str, np.ndarray]
@@ -64,6 +66,8 @@ class SweepResult:
     hyperparams: dict[str, np.ndarray]
     config: dict[str, Any]
     state: Any = None
+    evals: np.ndarray | None = None
+    eval_steps: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -86,17 +90,45 @@ class SweepResult:
         best = finite.min(axis=-1)
         return np.where(np.isfinite(best), best, np.nan)
 
+    @property
+    def best_evals(self) -> np.ndarray | None:
+        """``shape``: each member's best evaluation over its history (the lowest with
+        ``eval_mode="min"``, the highest with ``"max"``); None without an evaluation."""
+        if self.evals is None:
+            return None
+        finite = np.isfinite(self.evals)
+        if self.config.get("eval_mode") == "max":
+            best = np.where(finite, self.evals, -np.inf).max(axis=-1)
+        else:
+            best = np.where(finite, self.evals, np.inf).min(axis=-1)
+        return np.where(np.isfinite(best), best, np.nan)
+
+    def _member_scores(self) -> np.ndarray:
+        """What ranks a member, lower is better: its best evaluation (negated for
+        ``eval_mode="max"``); without one, its final loss, or in mini-batch mode its
+        mean training loss over the last epoch (one batch's loss is too noisy)."""
+        if self.evals is not None:
+            best = self.best_evals
+            return -best if self.config.get("eval_mode") == "max" else best
+        epochs = self.config.get("epochs")
+        if self.config.get("mode") == "minibatch" and epochs:
+            per_epoch = self.losses.shape[-1] // int(epochs)
+            return self.losses[..., -per_epoch:].mean(axis=-1)
+        return self.final_losses
+
     def _config_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """Final loss per configuration (seed axis averaged) and its diverged flag (a
-        configuration counts as diverged when any of its seeds did)."""
-        final, diverged = self.final_losses, self.diverged
+        """Score per configuration (seed axis averaged, see ``_member_scores``) and its
+        diverged flag (a configuration counts as diverged when any of its seeds did)."""
+        score, diverged = self._member_scores(), self.diverged
         if "seed" in self.axes:
-            return final.mean(axis=-1), diverged.any(axis=-1)
-        return final, diverged
+            return score.mean(axis=-1), diverged.any(axis=-1)
+        return score, diverged
 
     def ranking(self) -> list[tuple[int, ...]]:
         """Indices (over the axes except ``seed``) of the configurations that never
-        diverged, by final loss (mean over seeds), lowest first; ties keep grid order."""
+        diverged, best first (mean over seeds): by best evaluation when the sweep had an
+        ``eval_fn``, else by final loss (mini-batch: mean loss over the last epoch);
+        ties keep grid order."""
         score, diverged = self._config_scores()
         score = np.where(diverged | ~np.isfinite(score), np.inf, score)
         order = np.argsort(score, axis=None, kind="stable")
@@ -137,8 +169,9 @@ class SweepResult:
 
     def summary(self, max_rows: int | None = None) -> str:
         """A plain-text table, one row per configuration (seeds pooled): its
-        hyperparameters, final loss, best loss, diverged (count of seeds with several),
-        and the first step of divergence."""
+        hyperparameters, final loss, best loss, the best evaluation when the sweep had
+        one (mean over seeds), diverged (count of seeds with several), and the first
+        step of divergence."""
         names = [n for n in self.axes if n != "seed"]
         seeds = "seed" in self.axes
         final, best = self.final_losses, self.best_losses
@@ -154,6 +187,13 @@ class SweepResult:
             at = np.where(div, at, np.iinfo(np.int64).max).min(-1)
             div = div.sum(-1)
         header = [*names, "final loss", "best loss", "diverged", "at step"]
+        evals = self.best_evals
+        if evals is not None:
+            header.insert(len(names) + 2, "best eval")
+            if seeds:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    evals = np.nanmean(evals, -1)
         rows = []
         for idx in np.ndindex(*self._config_scores()[0].shape):
             hp = [f"{self.axes[n][idx[i] if i < len(idx) else 0]:.4g}" for i, n in enumerate(names)]
@@ -163,7 +203,10 @@ class SweepResult:
             else:
                 d = "yes" if div[idx] else "no"
                 step = str(int(at[idx])) if div[idx] else "-"
-            rows.append([*hp, f"{final[idx]:.6g}", f"{best[idx]:.6g}", d, step])
+            scores = [f"{final[idx]:.6g}", f"{best[idx]:.6g}"]
+            if evals is not None:
+                scores.append(f"{evals[idx]:.6g}")
+            rows.append([*hp, *scores, d, step])
         shown = rows if max_rows is None or len(rows) <= max_rows else rows[:max_rows]
         widths = [max(len(r[i]) for r in [header, *shown]) for i in range(len(header))]
         lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
@@ -196,6 +239,8 @@ class SweepResult:
             **{f"params/{i}": v for i, (_, v) in enumerate(leaves)},
             **{f"state/{i}": v for i, (_, v) in enumerate(state_leaves)},
         }
+        if self.evals is not None:
+            arrays.update(evals=self.evals, eval_steps=self.eval_steps)
         meta = {
             "format": "jaxopt_lab.SweepResult",
             "version": FORMAT_VERSION,
@@ -244,6 +289,8 @@ class SweepResult:
                 )
             )
             or None,
+            evals=arrays.get("evals"),
+            eval_steps=arrays.get("eval_steps"),
         )
 
 
