@@ -613,3 +613,25 @@ def test_a_diverged_member_has_no_evaluations_after_it_froze():
 def test_bad_evaluation_input_names_the_argument(kwargs, match):
     with pytest.raises(jol.InputError, match=match):
         jol.sweep(jol.sgd, lambda p: jnp.sum(p**2), jnp.ones(2), [0.1], 10, **kwargs)
+
+
+def test_refine_zooms_in_or_moves_past_the_edge_with_the_same_program(tmp_path):
+    def f(p):
+        return jnp.sum((p - 1.0) ** 2)
+
+    inside = jol.sweep(jol.sgd, f, jnp.zeros(2), np.logspace(-3, 0, 7), 20)
+    i = list(inside.learning_rates).index(inside.best["learning_rate"])
+    assert 0 < i < 6
+    np.testing.assert_allclose(
+        inside.refined_learning_rates()[[0, -1]], inside.learning_rates[[i - 1, i + 1]]
+    )
+    edge = jol.sweep(jol.sgd, f, jnp.zeros(2), np.logspace(-4, -2, 5), 20)
+    assert edge.best["learning_rate"] == edge.learning_rates.max()  # the top edge
+    before = sweep_module._run_chunk._cache_size()
+    nxt = edge.refine()
+    assert sweep_module._run_chunk._cache_size() == before  # same shapes: no new program
+    np.testing.assert_allclose(nxt.learning_rates, np.logspace(-2.5, -0.5, 5))
+    assert nxt.best["learning_rate"] > edge.best["learning_rate"]
+    edge.save(tmp_path / "e.npz")
+    with pytest.raises(jol.InputError, match="refine"):
+        jol.SweepResult.load(tmp_path / "e.npz").refine()

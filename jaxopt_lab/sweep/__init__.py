@@ -211,7 +211,16 @@ def sweep(
             bar.close()
     config.update(chunks=p.n_chunks, chunks_resumed=resumed, chunks_rerun_checked=rerun,
                   platform=p.devices[0].platform, wall_s=time.perf_counter() - t_start)  # fmt: skip
-    return driver.assemble(p, outputs, config)
+    result = driver.assemble(p, outputs, config)
+    result.call = (
+        (make_optimizer, loss_fn, params, learning_rates, steps),
+        dict(hyperparams=hyperparams, combine=combine, seeds=seeds, init_fn=init_fn, key=key,
+             data=data, batch_size=batch_size, epochs=epochs,
+             divergence_threshold=divergence_threshold, chunk_size=chunk_size,
+             vmap_width=vmap_width, devices=devices, progress=progress, has_aux=has_aux,
+             eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every, eval_mode=eval_mode),
+    )  # fmt: skip
+    return result
 
 
 def _seeds_of(seeds: Any) -> np.ndarray | None:

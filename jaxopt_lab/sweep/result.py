@@ -68,6 +68,8 @@ class SweepResult:
     state: Any = None
     evals: np.ndarray | None = None
     eval_steps: np.ndarray | None = None
+    # the call that made this result (not saved): what refine() runs again
+    call: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -166,6 +168,42 @@ class SweepResult:
                 stacklevel=2,
             )
         return lr
+
+    def refined_learning_rates(self) -> np.ndarray:
+        """The next grid, with as many learning rates: between the best one's neighbours
+        (log-spaced) when it lies inside the grid, or, when it sits on an edge, the
+        grid's log-width moved past that edge so that the best one is one step inside."""
+        lrs = np.sort(self.learning_rates)
+        k = lrs.size
+        if k < 2:
+            raise InputValueError("refine needs a grid of at least two learning rates.")
+        best = self.best["learning_rate"]
+        i = int(np.argmin(np.abs(lrs - best)))
+        ratio = (lrs[-1] / lrs[0]) ** (1 / (k - 1))  # the grid's step (log-spaced grids)
+        if i == 0:
+            lo, hi = best * ratio ** -(k - 2), best * ratio
+        elif i == k - 1:
+            lo, hi = best / ratio, best * ratio ** (k - 2)
+        else:
+            lo, hi = lrs[i - 1], lrs[i + 1]
+        return np.geomspace(lo, hi, k)
+
+    def refine(self, **overrides: Any) -> "SweepResult":
+        """Run the next sweep over :meth:`refined_learning_rates`, with every other
+        argument of the call that made this result (``overrides`` replace some). The
+        grid keeps its shape, so the compiled program is reused. Only for a result made
+        in this process (a loaded one does not hold its functions)."""
+        if self.call is None:
+            raise InputValueError(
+                "refine needs the call that made this result; for a loaded result, run "
+                "jol.sweep with refined_learning_rates()."
+            )
+        from jaxopt_lab.sweep import sweep  # the package runs sweeps; results describe them
+
+        args, kwargs = self.call
+        kwargs = {**kwargs, **overrides}
+        args = (*args[:3], self.refined_learning_rates(), *args[4:])
+        return sweep(*args, **kwargs)
 
     def summary(self, max_rows: int | None = None) -> str:
         """A plain-text table, one row per configuration (seeds pooled): its
