@@ -428,34 +428,16 @@ def _ls_update(
     slope = tree_vdot(grad, updates)
     first = jnp.isnan(state.prev_value)
     prev = jnp.where(first, value + jnp.sqrt(tree_vdot(grad, grad)) / 2, state.prev_value)
+    line = (jax.value_and_grad(value_fn), params, updates, value, grad)
     if h.kind == "armijo":
         start = jnp.where(first, 1.0, state.step / h.decrease_factor) if h.reuse_step else 1.0
         start = jnp.minimum(start, h.max_step_size)
-        res = armijo_search(
-            jax.value_and_grad(value_fn),
-            params,
-            updates,
-            value,
-            grad,
-            start,
-            c1=h.c1,
-            decrease_factor=h.decrease_factor,
-            max_steps=h.max_steps,
-        )
+        res = armijo_search(*line, start, c1=h.c1, decrease_factor=h.decrease_factor,
+                            max_steps=h.max_steps)  # fmt: skip
     else:
         start = initial_step_guess(value, prev, slope)
-        res = zoom_search(
-            jax.value_and_grad(value_fn),
-            params,
-            updates,
-            value,
-            grad,
-            start,
-            c1=h.c1,
-            c2=h.c2,
-            max_steps=h.max_steps,
-            max_step_size=h.max_step_size,
-        )
+        res = zoom_search(*line, start, c1=h.c1, c2=h.c2, max_steps=h.max_steps,
+                          max_step_size=h.max_step_size)  # fmt: skip
     # Stalled: no progress along a direction that is steepest descent (parallel to -grad
     # up to rounding), which the optimizer before us can only hand over again. Along
     # another direction (a momentum, a preconditioner) the next one may differ, so the

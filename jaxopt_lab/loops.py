@@ -141,7 +141,7 @@ def _optimizer(dyn_opt, static_opt):
 # --------------------------------------------------------------------------------------
 
 
-def _evals(step, state0, state, n_observed, has_aux, warm):
+def _evals(step, state0, state, n_observed, warm):
     """Evaluations of the loss and the gradient a run made: one per observation for a
     first-order method; the start's plus the line searches' for one that evaluates
     itself (a warm start may have found the start's evaluation in the state)."""
@@ -183,7 +183,7 @@ def _minimize(params, dyn_opt, tol, state, *, loss_fn, steps, has_aux, static_op
     if step.reuses:
         # the line searches drop the aux: evaluate it once at the final params
         aux = core.value_and_grad(loss_fn, has_aux, carry.params, ()).aux if has_aux else None
-    fun, grad = _evals(step, state0, carry.state, n_observed, has_aux, warm)
+    fun, grad = _evals(step, state0, carry.state, n_observed, warm)
     converged = status == Status.CONVERGED
     return OptimizeResult(
         carry.params, carry.state, losses, norms, n, converged, aux, fun, grad, status

@@ -181,7 +181,8 @@ def lr_find(
     smoothing = check_real("smoothing", smoothing)
     if not 0 <= smoothing < 1:
         raise InputValueError(f"`smoothing` must be in [0, 1), got {smoothing}.")
-    keys = jax.vmap(lambda s: jax.random.fold_in(check_key(key), s))(jnp.arange(seeds))
+    base_key = check_key(key)
+    keys = jax.vmap(lambda s: jax.random.fold_in(base_key, s))(jnp.arange(seeds))
     if init_fn is not None:
         check_callable("init_fn", init_fn)
         start = jax.vmap(init_fn)(keys)

@@ -357,14 +357,20 @@ def test_minimize_continues_a_quasi_newton_solve_bit_for_bit(make):
     assert int(first.num_fun_evals) + int(rest.num_fun_evals) == int(whole.num_fun_evals)
 
 
-def test_fit_continues_bit_for_bit():
+def _linear_data():
+    """45 examples of a noiseless linear model, its zero start and its MSE loss."""
     x = jax.random.normal(jax.random.PRNGKey(0), (45, 3))
     y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
-    params = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
 
     def loss(p, batch):
         bx, by = batch
         return jnp.mean((bx @ p["w"] + p["b"] - by) ** 2)
+
+    return x, y, {"w": jnp.zeros((3,)), "b": jnp.zeros(())}, loss
+
+
+def test_fit_continues_bit_for_bit():
+    x, y, params, loss = _linear_data()
 
     opt = jol.sgd(jol.exponential_decay(0.05, 10, 0.9), momentum=0.9)
     kw = dict(batch_size=7, key=jax.random.PRNGKey(3))
@@ -406,13 +412,7 @@ def test_continuing_a_stopped_solve_stops_at_once():
 
 
 def test_fit_evaluates_inside_its_program_without_changing_the_run():
-    x = jax.random.normal(jax.random.PRNGKey(0), (45, 3))
-    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
-    params = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
-
-    def loss(p, batch):
-        bx, by = batch
-        return jnp.mean((bx @ p["w"] + p["b"] - by) ** 2)
+    x, y, params, loss = _linear_data()
 
     kw = dict(batch_size=7, epochs=3, key=jax.random.PRNGKey(3))  # 6 steps an epoch, 18 in all
     plain = jol.fit(loss, params, jol.sgd(0.05), (x, y), **kw)

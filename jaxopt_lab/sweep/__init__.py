@@ -71,7 +71,7 @@ from jaxopt_lab.checks import check_callable, check_key
 from jaxopt_lab.errors import InputValueError
 from jaxopt_lab.sweep import driver
 from jaxopt_lab.sweep.kernel import run_chunk as _run_chunk  # noqa: F401  (its cache, in tests)
-from jaxopt_lab.sweep.plan import auto_vmap_width, plan_for
+from jaxopt_lab.sweep.plan import auto_vmap_width, check_seeds, plan_for
 from jaxopt_lab.sweep.result import GridEdgeWarning, SweepResult
 
 
@@ -185,16 +185,16 @@ def sweep(
                 vmap_width=vmap_width, devices=None if devices is None else tuple(devices),
                 progress=progress, has_aux=has_aux, warm=warm, init_fn=init_fn,
                 evaluation=(eval_fn, eval_data, eval_every, eval_mode))  # fmt: skip
-    check_key(key)
-    init_keys, data_keys = driver.seed_keys(key, _seeds_of(seeds))
+    init_keys, data_keys = driver.seed_keys(key, check_seeds(seeds))  # checks the key too
     if init_fn is not None and not warm:
         seed_params = jax.vmap(init_fn)(init_keys)
         one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), seed_params)
     p = plan_for({**args, "params": one})
     cont = driver.warm_starts(p, state) if warm else None
-    shared = driver.consts(p, None if warm else seed_params, data, data_keys, _start_step(state),
+    start_step = _start_step(state)
+    shared = driver.consts(p, None if warm else seed_params, data, data_keys, start_step,
                            () if cont is None else cont.shared, eval_data)  # fmt: skip
-    config = {**p.config, "key": _key_list(key), "start_step": _start_step(state)}
+    config = {**p.config, "key": _key_list(key), "start_step": start_step}
     if warm and data is not None and state.config.get("key") != config["key"]:
         raise InputValueError(
             "`key`: a mini-batch sweep continues with the key it started with "
@@ -221,12 +221,6 @@ def sweep(
              eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every, eval_mode=eval_mode),
     )  # fmt: skip
     return result
-
-
-def _seeds_of(seeds: Any) -> np.ndarray | None:
-    from jaxopt_lab.sweep.plan import check_seeds
-
-    return check_seeds(seeds)
 
 
 def _start_step(state: SweepResult | None) -> int:

@@ -15,7 +15,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from jaxopt_lab import _iterate as core
@@ -192,8 +191,3 @@ def batch_orders(keys, start_epoch, *, n: int, batch_size: int, epochs: int):
         return per_epoch.reshape(-1, batch_size)
 
     return jax.vmap(one)(keys)
-
-
-def unplaced(x: Any) -> Any:
-    """Host copies of a chunk's members (what ``run_chunk`` takes as ``members``)."""
-    return jax.tree.map(np.asarray, x)
