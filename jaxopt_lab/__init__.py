@@ -61,7 +61,13 @@ from jaxopt_lab.schedules import (
     polynomial_schedule,
     warmup_cosine_decay_schedule,
 )
-from jaxopt_lab.sweep import GridEdgeWarning, SweepResult, sweep
+from jaxopt_lab.sweep import (
+    GridEdgeWarning,
+    SuccessiveHalving,
+    SweepResult,
+    successive_halving,
+    sweep,
+)
 from jaxopt_lab.transforms import (
     ApplyIfFiniteState,
     ScaleByAdaDeltaState,
@@ -156,7 +162,9 @@ __all__ = [
     "polynomial_schedule",
     "warmup_cosine_decay_schedule",
     "GridEdgeWarning",
+    "SuccessiveHalving",
     "SweepResult",
+    "successive_halving",
     "sweep",
     "ApplyIfFiniteState",
     "ScaleByAdaDeltaState",

@@ -168,6 +168,50 @@ def test_sigkill_at_random_points_then_resume_gives_identical_results(tmp_path):
     assert all(1 <= k < 8 for k in killed_after), killed_after
 
 
+_RESUME_PRUNED = textwrap.dedent(
+    """
+    import sys, numpy as np, jaxopt_lab as jol
+    from jaxopt_lab import problems
+    r = problems.rosenbrock(2)
+    res = jol.sweep(jol.adam, r.fn, r.x0, np.logspace(-3, 0, 9), 270000, chunk_size=1,
+                    vmap_width=1, checkpoint_dir=sys.argv[1],
+                    prune=jol.successive_halving(eta=3, min_steps=10000))
+    res.save(sys.argv[2])
+    """
+)
+
+
+def test_sigkill_of_a_pruned_sweep_then_resume_gives_identical_results(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(_RESUME_PRUNED)
+    env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
+    straight = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 9), 270000,
+                         chunk_size=1, vmap_width=1,
+                         prune=jol.successive_halving(eta=3, min_steps=10000))  # fmt: skip
+    rng = random.Random(1)
+    for trial, target in enumerate((1, 2)):  # killed inside the second and the last segment
+        ckpt, out = tmp_path / f"ckpt{trial}", tmp_path / f"out{trial}.npz"
+        proc = subprocess.Popen([sys.executable, str(script), str(ckpt), str(out)], env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while len(list(ckpt.glob("segment_*.npz"))) < target:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.05))
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+        assert len(list(ckpt.glob("segment_*.npz"))) < 3
+        subprocess.run(
+            [sys.executable, str(script), str(ckpt), str(out)], env=env, check=True, timeout=300
+        )
+        resumed = jol.SweepResult.load(out, params_like=ROSEN.x0)
+        assert resumed.config["segments_resumed"] >= target
+        np.testing.assert_array_equal(resumed.losses, straight.losses)
+        np.testing.assert_array_equal(resumed.params, straight.params)
+        np.testing.assert_array_equal(resumed.pruned_at, straight.pruned_at)
+
+
 # ------------------------------------------------------------------ memory flat in K
 
 _RSS = textwrap.dedent(

@@ -35,8 +35,8 @@ start processes of its own.
 
 Layout: ``plan`` (validation, the member table, width and chunks, cached), ``kernel``
 (the pure JAX of a member, a group and a chunk), ``driver`` (chunks, the checked
-re-run, devices and hosts, checkpoints through ``checkpoint``), ``result``
-(:class:`SweepResult`).
+re-run, devices and hosts, checkpoints through ``checkpoint``), ``halving`` (a sweep
+pruned by successive halving, segment by segment), ``result`` (:class:`SweepResult`).
 
 Divergence
 ----------
@@ -69,7 +69,8 @@ import numpy as np
 from jaxopt_lab.base import Params
 from jaxopt_lab.checks import check_callable, check_key
 from jaxopt_lab.errors import InputValueError
-from jaxopt_lab.sweep import driver
+from jaxopt_lab.sweep import driver, halving
+from jaxopt_lab.sweep.halving import SuccessiveHalving, successive_halving
 from jaxopt_lab.sweep.kernel import run_chunk as _run_chunk  # noqa: F401  (its cache, in tests)
 from jaxopt_lab.sweep.plan import auto_vmap_width, check_seeds, plan_for
 from jaxopt_lab.sweep.result import GridEdgeWarning, SweepResult
@@ -102,6 +103,7 @@ def sweep(
     eval_data: Any = None,
     eval_every: int | None = None,
     eval_mode: str = "min",
+    prune: SuccessiveHalving | None = None,
 ) -> SweepResult:
     r"""Train one member per (learning rate, hyperparameters, seed) in one compiled
     program and return a :class:`SweepResult`.
@@ -155,6 +157,11 @@ def sweep(
         taken; with an evaluation the ranking (and ``best_learning_rate``) uses each
         member's best evaluation, the lowest (``eval_mode="min"``, a validation loss) or
         the highest (``"max"``, an accuracy).
+      prune: ``jol.successive_halving(eta=, min_steps=)``: stop the worst configurations
+        at rungs (see :mod:`jaxopt_lab.sweep.halving`); ``pruned_at`` says where each
+        stopped and ``member_steps`` what was computed. A survivor's numbers equal its
+        unpruned run's (bit for bit at the same ``vmap_width``). With an ``eval_fn``,
+        ``eval_every`` defaults to ``min_steps`` and must divide it.
 
     Returns:
       A :class:`SweepResult`; arrays shaped ``(K, [hyperparam axes], [S], steps)``.
@@ -184,7 +191,7 @@ def sweep(
                 divergence_threshold=divergence_threshold, chunk_size=chunk_size,
                 vmap_width=vmap_width, devices=None if devices is None else tuple(devices),
                 progress=progress, has_aux=has_aux, warm=warm, init_fn=init_fn,
-                evaluation=(eval_fn, eval_data, eval_every, eval_mode))  # fmt: skip
+                evaluation=(eval_fn, eval_data, eval_every, eval_mode), prune=prune)  # fmt: skip
     init_keys, data_keys = driver.seed_keys(key, check_seeds(seeds))  # checks the key too
     if init_fn is not None and not warm:
         seed_params = jax.vmap(init_fn)(init_keys)
@@ -205,20 +212,31 @@ def sweep(
         driver.open_checkpoints(folder, config, shared, cont)
     bar = driver.progress_bar(progress, p.n_chunks * p.chunk * p.mode.steps, "sweep")
     try:
-        outputs, resumed, rerun = driver.run(p, shared, cont, folder, p.like, bar)
+        if p.prune is None:
+            outputs, resumed, rerun = driver.run(p, shared, cont, folder, p.like, bar)
+        else:
+            book, done = halving.run(p, shared, folder, bar)
     finally:
         if bar is not None:
             bar.close()
-    config.update(chunks=p.n_chunks, chunks_resumed=resumed, chunks_rerun_checked=rerun,
-                  platform=p.devices[0].platform, wall_s=time.perf_counter() - t_start)  # fmt: skip
-    result = driver.assemble(p, outputs, config)
+    config.update(chunks=p.n_chunks, platform=p.devices[0].platform)
+    if p.prune is None:
+        config.update(chunks_resumed=resumed, chunks_rerun_checked=rerun,
+                      wall_s=time.perf_counter() - t_start)  # fmt: skip
+        result = driver.assemble(p, outputs, config)
+    else:
+        config.update(done, wall_s=time.perf_counter() - t_start)
+        joined = (book.params, jax.tree.unflatten(jax.tree.structure(p.like[1]), book.state),
+                  book.losses, book.norms, book.dead_at, book.evals)  # fmt: skip
+        result = driver.assemble_members(p, joined, config, book.pruned_at)
     result.call = (
         (make_optimizer, loss_fn, params, learning_rates, steps),
         dict(hyperparams=hyperparams, combine=combine, seeds=seeds, init_fn=init_fn, key=key,
              data=data, batch_size=batch_size, epochs=epochs,
              divergence_threshold=divergence_threshold, chunk_size=chunk_size,
              vmap_width=vmap_width, devices=devices, progress=progress, has_aux=has_aux,
-             eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every, eval_mode=eval_mode),
+             eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every, eval_mode=eval_mode,
+             prune=prune),
     )  # fmt: skip
     return result
 
@@ -250,4 +268,11 @@ def _int_key_list(key: int, impl: Any) -> tuple:
     return tuple(_key_list(jax.random.PRNGKey(key)))
 
 
-__all__ = ["GridEdgeWarning", "SweepResult", "auto_vmap_width", "sweep"]
+__all__ = [
+    "GridEdgeWarning",
+    "SuccessiveHalving",
+    "SweepResult",
+    "auto_vmap_width",
+    "successive_halving",
+    "sweep",
+]

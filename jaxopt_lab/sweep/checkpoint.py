@@ -99,6 +99,18 @@ def agreed_exists(path: str | None, folder: str | None) -> bool:
     return done
 
 
+def write_arrays(path: str, kind: str, arrays: dict[str, Any]) -> None:
+    """Named arrays to ``path`` with their checksums, atomically (see ``read_arrays``)."""
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    meta = {"format": kind, "checksums": {k: digest(v) for k, v in arrays.items()}}
+    atomic_savez(path, arrays, meta)
+
+
+def read_arrays(path: str, kind: str) -> dict[str, np.ndarray]:
+    """The arrays :func:`write_arrays` wrote (a corrupt file raises InputValueError)."""
+    return load_npz(path, kind)[0]
+
+
 def write_chunk(path: str, index: int, out) -> None:
     params, state, losses, norms, dead_at, evals = out
     arrays = {"losses": losses, "grad_norms": norms, "diverged_at": dead_at}

@@ -233,19 +233,21 @@ def wants_progress(progress: bool | None) -> bool:
 
 
 def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
-    """The result: chunk outputs concatenated, padding dropped, shaped by the axes;
-    history entries after a member's divergence step masked with NaN."""
-
-    def whole(*parts):
-        x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-        return x[: plan.size].reshape(plan.shape + x.shape[1:])
-
+    """The result of the chunks' outputs: concatenated, padding dropped."""
     if len(outputs) == 1 and plan.chunk == plan.size:  # nothing to join or drop
-        leaves, treedef = jax.tree.flatten(outputs[0])
-        leaves = [x.reshape(plan.shape + x.shape[1:]) for x in leaves]
-        params, state, losses, norms, dead_at, evals = jax.tree.unflatten(treedef, leaves)
+        joined = outputs[0]
     else:
-        params, state, losses, norms, dead_at, evals = jax.tree.map(whole, *outputs)
+        joined = jax.tree.map(lambda *parts: np.concatenate(parts, axis=0)[: plan.size], *outputs)
+    return assemble_members(plan, joined, config)
+
+
+def assemble_members(plan: Plan, joined, config: dict[str, Any], pruned_at=None) -> SweepResult:
+    """The result of every member's ``(params, state, losses, grad_norms, dead_at,
+    evals)`` in member-table order: shaped by the axes, history entries after a
+    member's divergence step masked with NaN."""
+    leaves, treedef = jax.tree.flatten(joined)
+    leaves = [x.reshape(plan.shape + x.shape[1:]) for x in leaves]
+    params, state, losses, norms, dead_at, evals = jax.tree.unflatten(treedef, leaves)
     dead = dead_at >= 0
     t0 = config.get("start_step", 0)
     eval_steps = None if evals is None else t0 + plan.eval_steps
@@ -267,6 +269,7 @@ def assemble(plan: Plan, outputs: list, config: dict[str, Any]) -> SweepResult:
         state=state,
         evals=evals,
         eval_steps=eval_steps,
+        pruned_at=None if pruned_at is None else pruned_at.reshape(plan.shape),
     )
 
 

@@ -44,6 +44,9 @@ class Spec(NamedTuple):
     # evaluation after every block of steps: eval_fn(params[, eval_data]) -> scalar
     eval_fn: Callable | None = None
     eval_with_data: bool = False
+    # members carry a trailing mask: only the groups holding active members run (a
+    # pruned sweep's program, reused at any number of survivors)
+    active: bool = False
 
 
 class Consts(NamedTuple):
@@ -136,17 +139,39 @@ def _lockstep(fn: Callable, width: int) -> Callable:
 
 def _run_local(spec: Spec, members, consts: Consts):
     """A device's share of a chunk: groups of ``width`` members one after another."""
+    if spec.active:
+        members, active = members[:-1], members[-1]
     groups = jax.tree.leaves(members)[0].shape[0] // spec.width
     member = functools.partial(_member, spec, consts)
 
     def group(m):
         return _lockstep(member, spec.width)(*m)
 
+    if spec.active:
+        return _active_groups(group, members, active, groups, spec.width)
     if groups == 1:
         return group(members)
     as_groups = jax.tree.map(lambda x: x.reshape((groups, spec.width) + x.shape[1:]), members)
     out = jax.lax.map(group, as_groups)
     return jax.tree.map(lambda x: x.reshape((groups * spec.width,) + x.shape[2:]), out)
+
+
+def _active_groups(group: Callable, members, active, groups: int, width: int):
+    """Only the groups that hold active members run, one after another: the active
+    members come first in a device's share, and the loop's trip count is computed from
+    them, so a shrinking set of members costs less without a new program. The other
+    groups' outputs are zeros, never read."""
+    as_groups = jax.tree.map(lambda x: x.reshape((groups, width) + x.shape[1:]), members)
+    n_active = (jnp.sum(active.astype(jnp.int32)) + width - 1) // width
+    like = jax.eval_shape(group, jax.tree.map(lambda x: x[0], as_groups))
+    out = jax.tree.map(lambda s: jnp.zeros((groups,) + s.shape, s.dtype), like)
+
+    def one(g, out):
+        done = group(jax.tree.map(lambda x: x[g], as_groups))
+        return jax.tree.map(lambda o, d: o.at[g].set(d), out, done)
+
+    out = jax.lax.fori_loop(0, n_active, one, out)
+    return jax.tree.map(lambda x: x.reshape((groups * width,) + x.shape[2:]), out)
 
 
 def _shard_map(fn, mesh, in_specs, out_specs):
@@ -161,7 +186,9 @@ def _shard_map(fn, mesh, in_specs, out_specs):
 def run_chunk(members, consts: Consts, *, spec: Spec):
     """One chunk: ``members`` = ``(lrs, hps, seed_index, start)``, each with a leading
     member axis (``start``: the param index per member, or with ``spec.warm`` the
-    params, states and divergence steps to continue from). Returns every member's
+    params, states and divergence steps to continue from; with ``spec.active`` a fifth
+    entry, the mask of members to run, which come first in each device's share).
+    Returns every member's
     ``(params, state, losses, grad_norms, dead_at, evals)`` (``evals`` None without an
     ``eval_fn``)."""
     local = functools.partial(_run_local, spec)

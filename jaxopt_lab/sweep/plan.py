@@ -37,6 +37,7 @@ from jaxopt_lab.checks import (
 from jaxopt_lab.errors import InputTypeError, InputValueError
 from jaxopt_lab.loops import data_size
 from jaxopt_lab.sweep import checkpoint
+from jaxopt_lab.sweep.halving import check_prune
 from jaxopt_lab.sweep.kernel import AXIS, Spec
 
 # A group's step should cost about this many flops (XLA's estimate) before widening the
@@ -290,6 +291,19 @@ class Plan:
     config: dict[str, Any]  # JSON-able; the checkpoint fingerprint without the arrays
     like: tuple[Any, Any]  # one member's params and optimizer state (shapes and dtypes)
     eval_steps: np.ndarray | None = None  # (E,) updates made at each evaluation
+    eval_every: int | None = None
+    eval_mode: str | None = None
+    param_index: np.ndarray | None = None  # (M,) each member's start in seed_params
+    member_sharding: Any = None  # member arrays split over the mesh
+    prune: Any = None  # a SuccessiveHalving, or None
+    rungs: tuple = ()  # ((step, configurations kept), ...)
+    unit: int = 0  # steps per compiled call of a pruned sweep
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Mini-batch steps per epoch (None in full batch): a training loss is ranked by
+        its mean over one epoch."""
+        return self.mode.n // self.mode.batch_size if self.mode.minibatch else None
 
     @property
     def size(self) -> int:
@@ -365,14 +379,17 @@ def _devices(devices) -> tuple[tuple[Any, ...], Mesh | None, Any]:
     return devices, None, jax.sharding.SingleDeviceSharding(devices[0])
 
 
+def _member_sharding(mesh: Mesh | None, devices) -> Any:
+    """Member arrays: split along the member axis over the mesh."""
+    if mesh is None:
+        return jax.sharding.SingleDeviceSharding(devices[0])
+    return NamedSharding(mesh, PartitionSpec(AXIS))
+
+
 def _placed(chunks: tuple, mesh: Mesh | None, devices) -> tuple:
     """The member arrays of every chunk on the devices, split along the member axis, once
     per plan: a repeated sweep sends nothing to the devices but what changed."""
-    if mesh is None:
-        sharding = jax.sharding.SingleDeviceSharding(devices[0])
-    else:
-        sharding = NamedSharding(mesh, PartitionSpec(AXIS))
-    return place(chunks, sharding, check_same=False)
+    return place(chunks, _member_sharding(mesh, devices), check_same=False)
 
 
 class Evaluation(NamedTuple):
@@ -399,6 +416,31 @@ def _evaluation(eval_fn, eval_data, eval_every, eval_mode, params, steps) -> Eva
     check_scalar_fn(eval_fn, args, "eval_fn")
     marks = np.arange(every, steps + every, every)
     return Evaluation(eval_fn, eval_data is not None, every, eval_mode, np.minimum(marks, steps))
+
+
+def _pruning(prune, warm, evaluation, steps: int, configs: int) -> tuple[tuple, int, tuple]:
+    """``(rungs, unit, evaluation)`` of a pruned sweep: its rungs, the steps per compiled
+    call, and the evaluation options with ``eval_every`` defaulting to the unit (every
+    rung is a multiple of it, so every rung has an evaluation to rank by)."""
+    prune = check_prune(prune)
+    if prune is None:
+        return (), steps, evaluation
+    if warm:
+        raise InputValueError(
+            "`prune` cannot continue a previous sweep (`state`): prune in the first sweep."
+        )
+    rungs = prune.rungs(steps, configs)
+    unit = rungs[0][0] if rungs else steps
+    eval_fn, eval_data, eval_every, eval_mode = evaluation
+    if eval_fn is not None:
+        if eval_every is None:
+            eval_every = unit
+        elif unit % check_count("eval_every", eval_every):
+            raise InputValueError(
+                f"`eval_every` ({eval_every}) must divide the first rung, `min_steps` "
+                f"({unit}), so that every rung ranks by an evaluation made there."
+            )
+    return rungs, unit, (eval_fn, eval_data, eval_every, eval_mode)
 
 
 def _threshold(divergence_threshold) -> float:
@@ -476,7 +518,7 @@ def plan_for(args: dict[str, Any]) -> Plan:
 
 def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, combine, seeds,
            init_fn, data, mode_args, divergence_threshold, chunk_size, vmap_width,
-           devices, progress, has_aux, warm, evaluation) -> Plan:  # fmt: skip
+           devices, progress, has_aux, warm, evaluation, prune) -> Plan:  # fmt: skip
     check_callable("loss_fn", loss_fn)
     lrs = _check_learning_rates(learning_rates)
     hps = _check_hyperparams(make_optimizer, hyperparams, combine, lrs.size)
@@ -497,6 +539,8 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
     if vmap_width is None:
         vmap_width = auto_vmap_width(probe.flops, devices[0].platform, -(-m // len(devices)))
     chunk, n_chunks = _chunking(m, vmap_width, len(devices), chunk_size)
+    configs = m // (1 if seeds_arr is None else seeds_arr.size)
+    rungs, unit, evaluation = _pruning(prune, warm, evaluation, mode.steps, configs)
     ev = _evaluation(*evaluation, params, mode.steps)
     per_seed = init_fn is not None and not warm
     param_index = members.seed_index if per_seed else np.zeros_like(members.seed_index)
@@ -534,7 +578,10 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
         "eval_fn": None if ev.fn is None else checkpoint.callable_id(ev.fn),
         "eval_every": ev.every,
         "eval_mode": ev.mode,
-    }
+        "prune": None if not rungs else {
+            "method": "successive_halving", "eta": prune.eta, "min_steps": unit,
+            "rungs": [list(r) for r in rungs]},
+    }  # fmt: skip
     return Plan(
         members=members, shape=shape, mode=mode, seeds=seeds_arr, per_seed_params=per_seed,
         devices=devices, sharding=sharding, width=vmap_width, chunk=chunk, n_chunks=n_chunks,
@@ -543,5 +590,7 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
             _padded_chunks(members, param_index, chunk, n_chunks, _float_dtype()), mesh, devices
         ),
         hyperparams=hyper, config=config, like=(_structs(params), state_like),
-        eval_steps=ev.steps,
+        eval_steps=ev.steps, eval_every=ev.every, eval_mode=ev.mode, param_index=param_index,
+        member_sharding=_member_sharding(mesh, devices), prune=prune if rungs else None,
+        rungs=rungs, unit=unit,
     )  # fmt: skip

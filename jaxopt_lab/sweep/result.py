@@ -55,6 +55,9 @@ class SweepResult:
         as ``sweep(..., state=result)`` to continue every member where it stopped.
       evals: ``(*shape, E)`` each member's evaluation (``eval_fn``) after the updates in
         ``eval_steps`` (``(E,)``); NaN after a member's divergence. None without one.
+      pruned_at: ``shape`` int: the rung (step) at which successive halving stopped a
+        member, ``-1`` for members that ran to the end (or diverged first); its
+        histories are NaN after it, and ``params``/``state`` are those it reached.
     """
 
     axes: dict[str, np.ndarray]
@@ -68,12 +71,31 @@ class SweepResult:
     state: Any = None
     evals: np.ndarray | None = None
     eval_steps: np.ndarray | None = None
+    pruned_at: np.ndarray | None = None
     # the call that made this result (not saved): what refine() runs again
     call: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.pruned_at is None:
+            self.pruned_at = np.full(self.diverged.shape, -1, np.int64)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.diverged.shape
+
+    @property
+    def steps_reached(self) -> np.ndarray:
+        """``shape``: the updates each member made before it was pruned, or all of them
+        (a diverged member counts the steps it was run for, frozen or not)."""
+        steps = self.losses.shape[-1]
+        return np.where(self.pruned_at >= 0, self.pruned_at, steps)
+
+    @property
+    def member_steps(self) -> int:
+        """Member-steps the sweep computed (summed over members): the full grid's
+        ``diverged.size * steps`` without pruning, fewer with it."""
+        done = self.config.get("member_steps")
+        return int(done) if done is not None else int(self.diverged.size * self.losses.shape[-1])
 
     @property
     def learning_rates(self) -> np.ndarray:
@@ -82,8 +104,10 @@ class SweepResult:
 
     @property
     def final_losses(self) -> np.ndarray:
-        """``shape``: the last recorded loss of each member (NaN if it diverged)."""
-        return self.losses[..., -1]
+        """``shape``: the last recorded loss of each member (NaN if it diverged; a
+        pruned member's at its rung)."""
+        last = np.maximum(self.steps_reached, 1)[..., None] - 1
+        return np.take_along_axis(self.losses, last, axis=-1)[..., 0]
 
     @property
     def best_losses(self) -> np.ndarray:
@@ -106,17 +130,13 @@ class SweepResult:
         return np.where(np.isfinite(best), best, np.nan)
 
     def _member_scores(self) -> np.ndarray:
-        """What ranks a member, lower is better: its best evaluation (negated for
-        ``eval_mode="max"``); without one, its final loss, or in mini-batch mode its
-        mean training loss over the last epoch (one batch's loss is too noisy)."""
-        if self.evals is not None:
-            best = self.best_evals
-            return -best if self.config.get("eval_mode") == "max" else best
+        """What ranks a member, lower is better (see :func:`member_scores`)."""
         epochs = self.config.get("epochs")
+        per_epoch = None
         if self.config.get("mode") == "minibatch" and epochs:
             per_epoch = self.losses.shape[-1] // int(epochs)
-            return self.losses[..., -per_epoch:].mean(axis=-1)
-        return self.final_losses
+        return member_scores(self.losses, self.evals, self.config.get("eval_mode"), per_epoch,
+                             self.steps_reached)  # fmt: skip
 
     def _config_scores(self) -> tuple[np.ndarray, np.ndarray]:
         """Score per configuration (seed axis averaged, see ``_member_scores``) and its
@@ -130,10 +150,14 @@ class SweepResult:
         """Indices (over the axes except ``seed``) of the configurations that never
         diverged, best first (mean over seeds): by best evaluation when the sweep had an
         ``eval_fn``, else by final loss (mini-batch: mean loss over the last epoch);
-        ties keep grid order."""
+        ties keep grid order. After pruning, configurations that ran longer come first
+        (those that ran to the end, then those pruned at the last rung, ...)."""
         score, diverged = self._config_scores()
         score = np.where(diverged | ~np.isfinite(score), np.inf, score)
-        order = np.argsort(score, axis=None, kind="stable")
+        reached = self.steps_reached
+        if "seed" in self.axes:
+            reached = reached.min(axis=-1)
+        order = np.lexsort((score.ravel(), -reached.ravel()))
         order = order[np.isfinite(score.ravel()[order])]
         return [tuple(int(i) for i in np.unravel_index(flat, score.shape)) for flat in order]
 
@@ -208,8 +232,9 @@ class SweepResult:
     def summary(self, max_rows: int | None = None) -> str:
         """A plain-text table, one row per configuration (seeds pooled): its
         hyperparameters, final loss, best loss, the best evaluation when the sweep had
-        one (mean over seeds), diverged (count of seeds with several), and the first
-        step of divergence."""
+        one (mean over seeds), diverged (count of seeds with several), the first step of
+        divergence, and after pruning the rung where it stopped. The final loss of a
+        pruned configuration is its last one, at its rung."""
         names = [n for n in self.axes if n != "seed"]
         seeds = "seed" in self.axes
         final, best = self.final_losses, self.best_losses
@@ -232,6 +257,10 @@ class SweepResult:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     evals = np.nanmean(evals, -1)
+        pruned = None
+        if (self.pruned_at >= 0).any():
+            header.append("pruned at")
+            pruned = self.pruned_at.max(-1) if seeds else self.pruned_at
         rows = []
         for idx in np.ndindex(*self._config_scores()[0].shape):
             hp = [f"{self.axes[n][idx[i] if i < len(idx) else 0]:.4g}" for i, n in enumerate(names)]
@@ -244,7 +273,10 @@ class SweepResult:
             scores = [f"{final[idx]:.6g}", f"{best[idx]:.6g}"]
             if evals is not None:
                 scores.append(f"{evals[idx]:.6g}")
-            rows.append([*hp, *scores, d, step])
+            row = [*hp, *scores, d, step]
+            if pruned is not None:
+                row.append(str(int(pruned[idx])) if pruned[idx] >= 0 else "-")
+            rows.append(row)
         shown = rows if max_rows is None or len(rows) <= max_rows else rows[:max_rows]
         widths = [max(len(r[i]) for r in [header, *shown]) for i in range(len(header))]
         lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
@@ -279,6 +311,8 @@ class SweepResult:
         }
         if self.evals is not None:
             arrays.update(evals=self.evals, eval_steps=self.eval_steps)
+        if (self.pruned_at >= 0).any():
+            arrays["pruned_at"] = self.pruned_at
         meta = {
             "format": "jaxopt_lab.SweepResult",
             "version": FORMAT_VERSION,
@@ -329,7 +363,27 @@ class SweepResult:
             or None,
             evals=arrays.get("evals"),
             eval_steps=arrays.get("eval_steps"),
+            pruned_at=arrays.get("pruned_at"),
         )
+
+
+def member_scores(losses, evals, eval_mode, per_epoch, reached) -> np.ndarray:
+    """What ranks a member, lower is better, from its history up to ``reached`` updates
+    (per member; NaN beyond): its best evaluation (negated for ``eval_mode="max"``);
+    without one, its last loss, or in mini-batch mode (``per_epoch`` steps an epoch)
+    its mean training loss over the last epoch (one batch's loss is too noisy)."""
+    if evals is not None:
+        finite = np.isfinite(evals)
+        if eval_mode == "max":
+            best = -np.where(finite, evals, -np.inf).max(axis=-1)
+        else:
+            best = np.where(finite, evals, np.inf).min(axis=-1)
+        return np.where(np.isfinite(best), best, np.nan)
+    t = np.arange(losses.shape[-1])
+    end = np.asarray(reached)[..., None]
+    window = (t < end) & (t >= end - (per_epoch or 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(window, losses, 0).sum(axis=-1) / window.sum(axis=-1)
 
 
 def flatten_with_paths(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
