@@ -281,3 +281,37 @@ def test_pruned_sweep_under_x64_keeps_float64():
         full = jol.sweep(jol.adam, ROSEN.fn, x0, LRS, 27)
     assert res.losses.dtype == np.float64 and res.params.dtype == np.float64
     _assert_prefixes(res, full)
+
+
+def _hand_result(final: np.ndarray, quantile) -> jol.SweepResult:
+    k, s = final.shape
+    losses = np.repeat(final[..., None], 3, axis=-1).astype(np.float32)
+    return jol.SweepResult(
+        axes={"learning_rate": np.logspace(-3, -1, k), "seed": np.arange(s)},
+        losses=losses, grad_norms=losses, diverged=np.zeros((k, s), bool),
+        diverged_at=np.full((k, s), -1), params=np.zeros((k, s, 2), np.float32),
+        hyperparams={}, config={"mode": "full_batch", "seed_quantile": quantile},
+    )  # fmt: skip
+
+
+def test_seeds_combine_by_their_mean_or_a_quantile():
+    # configuration 0: good on average, one bad seed; configuration 1: steady
+    final = np.array([[0.1, 0.1, 2.0], [0.8, 0.8, 0.8], [0.5, 0.6, 3.0]])
+    assert _hand_result(final, None).ranking() == [(0,), (1,), (2,)]  # means .73, .8, 1.37
+    assert _hand_result(final, 1.0).ranking() == [(1,), (0,), (2,)]  # the worst seed
+    assert _hand_result(final, 0.5).ranking() == [(0,), (2,), (1,)]  # medians .1, .8, .6
+    with pytest.raises(jol.InputError, match="seed_quantile"):
+        jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, LRS, 10, seed_quantile=1.5)
+
+
+def test_rungs_prune_seeds_by_the_quantile():
+    prob = problems.logistic_regression()
+    kw = dict(init_fn=prob.init_params, data=prob.train, batch_size=64, epochs=2, seeds=3,
+              vmap_width=1, prune=jol.successive_halving(2, 4))  # fmt: skip
+    lrs = np.logspace(-2, 1, 4)
+    worst = jol.sweep(jol.sgd, prob.loss, None, lrs, seed_quantile=1.0, **kw)
+    step, keep = worst.config["prune"]["rungs"][0]
+    per_epoch = worst.losses.shape[-1] // 2
+    window = worst.losses[..., step - min(step, per_epoch) : step].mean(-1).max(-1)
+    survivors = np.flatnonzero(worst.pruned_at[:, 0] != step)
+    np.testing.assert_array_equal(survivors, np.sort(np.argsort(window, kind="stable")[:keep]))

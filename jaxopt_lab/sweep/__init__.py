@@ -104,6 +104,7 @@ def sweep(
     eval_every: int | None = None,
     eval_mode: str = "min",
     prune: SuccessiveHalving | None = None,
+    seed_quantile: float | None = None,
 ) -> SweepResult:
     r"""Train one member per (learning rate, hyperparameters, seed) in one compiled
     program and return a :class:`SweepResult`.
@@ -162,6 +163,9 @@ def sweep(
         stopped and ``member_steps`` what was computed. A survivor's numbers equal its
         unpruned run's (bit for bit at the same ``vmap_width``). With an ``eval_fn``,
         ``eval_every`` defaults to ``min_steps`` and must divide it.
+      seed_quantile: how a configuration's seeds are combined for ranking and pruning:
+        None (default) their mean score, or this quantile of their scores in [0, 1]
+        (0.5 the median, 1.0 the worst seed).
 
     Returns:
       A :class:`SweepResult`; arrays shaped ``(K, [hyperparam axes], [S], steps)``.
@@ -191,7 +195,8 @@ def sweep(
                 divergence_threshold=divergence_threshold, chunk_size=chunk_size,
                 vmap_width=vmap_width, devices=None if devices is None else tuple(devices),
                 progress=progress, has_aux=has_aux, warm=warm, init_fn=init_fn,
-                evaluation=(eval_fn, eval_data, eval_every, eval_mode), prune=prune)  # fmt: skip
+                evaluation=(eval_fn, eval_data, eval_every, eval_mode), prune=prune,
+                seed_quantile=seed_quantile)  # fmt: skip
     init_keys, data_keys = driver.seed_keys(key, check_seeds(seeds))  # checks the key too
     if init_fn is not None and not warm:
         seed_params = jax.vmap(init_fn)(init_keys)
@@ -236,7 +241,7 @@ def sweep(
              divergence_threshold=divergence_threshold, chunk_size=chunk_size,
              vmap_width=vmap_width, devices=devices, progress=progress, has_aux=has_aux,
              eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every, eval_mode=eval_mode,
-             prune=prune),
+             prune=prune, seed_quantile=seed_quantile),
     )  # fmt: skip
     return result
 

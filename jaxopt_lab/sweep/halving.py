@@ -50,7 +50,7 @@ from jaxopt_lab._multihost import is_primary, place, to_host
 from jaxopt_lab.checks import check_count
 from jaxopt_lab.errors import InputTypeError, InputValueError
 from jaxopt_lab.sweep import checkpoint, kernel
-from jaxopt_lab.sweep.result import member_scores
+from jaxopt_lab.sweep.result import combine_seeds, member_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,7 +360,9 @@ def _prune(plan, book: Book, step: int, keep: int, running: np.ndarray) -> None:
                           np.full(plan.size, step))  # fmt: skip
     dead = book.dead_at >= 0
     score = np.where(dead | ~np.isfinite(score), np.inf, score).reshape(-1, seeds)
-    config_score = np.where(np.isinf(score).any(-1), np.inf, score.mean(-1))
+    with np.errstate(invalid="ignore"):
+        combined = combine_seeds(score, plan.config.get("seed_quantile"))
+    config_score = np.where(np.isinf(score).any(-1), np.inf, combined)
     alive = running.reshape(-1, seeds).all(-1) & np.isfinite(config_score)
     order = np.argsort(np.where(alive, config_score, np.inf), kind="stable")
     kept = np.zeros(config_score.size, bool)
@@ -380,7 +382,9 @@ def run(plan, consts, folder: str | None, bar) -> tuple[Book, dict[str, Any]]:
     if bar is not None:  # the member-steps planned (fewer when members diverge)
         seeds = 1 if plan.seeds is None else plan.seeds.size
         counts = [plan.size // seeds, *(k for _, k in rungs)]
-        bar.total = seeds * sum(c * (b - a) for c, a, b in zip(counts, bounds, bounds[1:]))
+        bar.total = seeds * sum(
+            c * (b - a) for c, a, b in zip(counts, bounds[:-1], bounds[1:], strict=True)
+        )
         bar.update(int(book.steps_run.sum()))
     for s in range(done, len(bounds) - 1):
         running = (book.pruned_at < 0) & (book.dead_at < 0)

@@ -443,6 +443,14 @@ def _pruning(prune, warm, evaluation, steps: int, configs: int) -> tuple[tuple, 
     return rungs, unit, (eval_fn, eval_data, eval_every, eval_mode)
 
 
+def _seed_quantile(q: Any) -> float | None:
+    if q is None:
+        return None
+    if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0.0 <= float(q) <= 1.0:
+        raise InputValueError(f"`seed_quantile` must be None or a number in [0, 1], got {q!r}.")
+    return float(q)
+
+
 def _threshold(divergence_threshold) -> float:
     if divergence_threshold is None:
         return np.inf
@@ -518,7 +526,7 @@ def plan_for(args: dict[str, Any]) -> Plan:
 
 def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, combine, seeds,
            init_fn, data, mode_args, divergence_threshold, chunk_size, vmap_width,
-           devices, progress, has_aux, warm, evaluation, prune) -> Plan:  # fmt: skip
+           devices, progress, has_aux, warm, evaluation, prune, seed_quantile) -> Plan:  # fmt: skip
     check_callable("loss_fn", loss_fn)
     lrs = _check_learning_rates(learning_rates)
     hps = _check_hyperparams(make_optimizer, hyperparams, combine, lrs.size)
@@ -578,6 +586,7 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
         "eval_fn": None if ev.fn is None else checkpoint.callable_id(ev.fn),
         "eval_every": ev.every,
         "eval_mode": ev.mode,
+        "seed_quantile": _seed_quantile(seed_quantile),
         "prune": None if not rungs else {
             "method": "successive_halving", "eta": prune.eta, "min_steps": unit,
             "rungs": [list(r) for r in rungs]},

@@ -139,11 +139,11 @@ class SweepResult:
                              self.steps_reached)  # fmt: skip
 
     def _config_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """Score per configuration (seed axis averaged, see ``_member_scores``) and its
+        """Score per configuration (its seeds combined, see :func:`combine_seeds`) and its
         diverged flag (a configuration counts as diverged when any of its seeds did)."""
         score, diverged = self._member_scores(), self.diverged
         if "seed" in self.axes:
-            return score.mean(axis=-1), diverged.any(axis=-1)
+            return combine_seeds(score, self.config.get("seed_quantile")), diverged.any(axis=-1)
         return score, diverged
 
     def ranking(self) -> list[tuple[int, ...]]:
@@ -365,6 +365,15 @@ class SweepResult:
             eval_steps=arrays.get("eval_steps"),
             pruned_at=arrays.get("pruned_at"),
         )
+
+
+def combine_seeds(score: np.ndarray, quantile: float | None) -> np.ndarray:
+    """A configuration's score from its seeds' (the last axis; lower is better): their
+    mean, or with ``quantile`` that quantile of them (0.5 the median, 1.0 the worst
+    seed: a configuration that must work for every seed)."""
+    if quantile is None:
+        return score.mean(axis=-1)
+    return np.quantile(score, quantile, axis=-1)
 
 
 def member_scores(losses, evals, eval_mode, per_epoch, reached) -> np.ndarray:
