@@ -147,6 +147,7 @@ class Book(NamedTuple):
     pruned_at: np.ndarray  # (M,) int, -1 while running
     steps_run: np.ndarray  # (M,) member-steps computed
     segment: np.ndarray  # () the segments finished
+    shared: np.ndarray  # (state leaves,) bool: leaves the members share (empty: not known yet)
 
 
 def _empty_book(plan) -> Book:
@@ -160,14 +161,14 @@ def _empty_book(plan) -> Book:
     evals = None if plan.eval_steps is None else np.full((m, plan.eval_steps.size), np.nan)
     return Book(jax.tree.map(zeros, like_params), [zeros(s) for s in jax.tree.leaves(like_state)],
                 nan, nan.copy(), evals, np.full(m, -1, np.int64), np.full(m, -1, np.int64),
-                np.zeros(m, np.int64), np.zeros((), np.int64))  # fmt: skip
+                np.zeros(m, np.int64), np.zeros((), np.int64), np.zeros(0, bool))  # fmt: skip
 
 
 def _book_arrays(book: Book) -> dict[str, np.ndarray]:
     arrays = {f"params/{i}": x for i, x in enumerate(jax.tree.leaves(book.params))}
     arrays.update({f"state/{i}": x for i, x in enumerate(book.state)})
     arrays.update(losses=book.losses, norms=book.norms, dead_at=book.dead_at,
-                  pruned_at=book.pruned_at, steps_run=book.steps_run, segment=book.segment)  # fmt: skip
+                  pruned_at=book.pruned_at, steps_run=book.steps_run, segment=book.segment, shared=book.shared)  # fmt: skip
     if book.evals is not None:
         arrays["evals"] = book.evals
     return arrays
@@ -179,7 +180,7 @@ def _book_from(arrays: dict[str, np.ndarray], plan) -> Book:
     n_state = len(jax.tree.leaves(plan.like[1]))
     return Book(params, [arrays[f"state/{i}"] for i in range(n_state)], arrays["losses"],
                 arrays["norms"], arrays.get("evals"), arrays["dead_at"], arrays["pruned_at"],
-                arrays["steps_run"], arrays["segment"])  # fmt: skip
+                arrays["steps_run"], arrays["segment"], arrays["shared"])  # fmt: skip
 
 
 def _segment_path(folder: str, s: int) -> str:
@@ -311,11 +312,23 @@ def _clean(out, active) -> bool:
     )
 
 
+def _flags(book: Book, members: np.ndarray) -> tuple[bool, ...] | None:
+    """The state leaves passed once for ``members``: those the first cold chunk found
+    shared (a property of the optimizer: a step count), still equal in these members;
+    None until known (the first call of a cold start finds them). Found in one member,
+    every leaf would look shared, so only a chunk of several members sets them (chunks
+    of one member run one member unbatched, where passing a leaf once changes nothing)."""
+    if book.shared.size == 0:
+        return None if book.segment == 0 else _shared_flags(book.state, members)
+    equal = _shared_flags(book.state, members) if book.segment > 0 else book.shared
+    return tuple(bool(a and b) for a, b in zip(book.shared, equal, strict=True))
+
+
 def _run_segment_chunk(plan, consts, book, members, calls, flags, programs):
     """One chunk's segment: the fast path, the checked re-run when a member diverged,
     and a re-run passing every state leaf per member when a leaf the members shared at
     the start stopped being shared (a per-member leaf whose values happened to agree:
-    that shows only after running). Writes into ``book``."""
+    that shows only after running). Writes into ``book``; returns the shared leaves."""
     slots, active = _layout(plan, members, plan.chunk)
     checked = False
     while True:
@@ -328,6 +341,7 @@ def _run_segment_chunk(plan, consts, book, members, calls, flags, programs):
         else:
             break
     _write(plan, book, out, slots, active, calls)
+    return used
 
 
 def _write(plan, book: Book, out, slots, active, calls: _Calls) -> None:
@@ -391,11 +405,12 @@ def run(plan, consts, folder: str | None, bar) -> tuple[Book, dict[str, Any]]:
         members = np.flatnonzero(running)
         if members.size == 0:  # every member diverged
             break
-        # which state leaves the members share: found by the first call of a cold start
-        flags = None if s == 0 else _shared_flags(book.state, members)
         calls = _calls(bounds[s], bounds[s + 1], plan.unit)
         for part in np.array_split(members, -(-members.size // plan.chunk)):
-            _run_segment_chunk(plan, consts, book, part, calls, flags, programs)
+            used = _run_segment_chunk(plan, consts, book, part, calls, _flags(book, part),
+                                      programs)  # fmt: skip
+            if book.shared.size == 0 and part.size > 1:
+                book = book._replace(shared=np.asarray(used, bool))
             if bar is not None:
                 bar.update(part.size * (bounds[s + 1] - bounds[s]))
         if s < len(rungs):
