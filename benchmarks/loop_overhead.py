@@ -400,7 +400,7 @@ def bench_fit(loss_fn: Callable, data: Any, params: Any, batch_size: int, epochs
     )
     log(f"digits B={batch_size} epochs={epochs}: timings done")
     out = {
-        "problem": "jaxopt_lab.problems.digits_mlp()",
+        "problem": "jaxopt_lab.problems.digits_mlp(validation_fraction=0)",
         "n_train": n,
         "batch_size": batch_size,
         "epochs": epochs,
@@ -462,7 +462,8 @@ def run(quick: bool = True, **options: Any) -> dict[str, Any]:
             "ratio_over_hand_written": GOAL_RATIO_OVER_HAND_WRITTEN,
         },
     )
-    prob = jol.problems.digits_mlp()
+    # the whole training part (N=1347), as before the validation split
+    prob = jol.problems.digits_mlp(validation_fraction=0)
     data = jax.device_put(jax.tree.map(jnp.asarray, prob.train))  # keep the data on the device
     params = jax.block_until_ready(prob.init_params(jax.random.PRNGKey(cfg.seed)))
     n = int(jax.tree.leaves(data)[0].shape[0])

@@ -3,11 +3,16 @@
 * ``jaxopt-lab sweep``: one optimizer over a log-spaced learning-rate grid on a built-in
   problem, every learning rate (and seed) trained at once in one compiled program. Prints
   a table and the best learning rate; writes the results (``sweep.npz``) and PNG plots.
-  With no arguments: the digits MLP, adam, 32 learning rates.
+  With no arguments: the digits MLP, adam, 32 learning rates. On a data problem with a
+  validation set every member is evaluated on it during the sweep and the best learning
+  rate is the one with the best validation metric; the table shows it next to the test
+  metric of the final params.
 * ``jaxopt-lab compare``: several optimizers on one problem, each at the best learning
   rate of its own sweep, their loss curves in one plot.
 * ``jaxopt-lab trajectories``: the paths of several optimizers on a 2-D test function's
   contours.
+* ``jaxopt-lab lr-find``: the learning-rate range test (:func:`jaxopt_lab.lr_find`), its
+  suggestion, spread over seeds and blow-up, and its plot.
 * ``jaxopt-lab bench``: the benchmark suite of a source checkout (quick by default).
 
 A user error (unknown name, bad grid, unwritable folder, ...) prints one line and exits
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -144,10 +150,14 @@ def run_sweep(args: argparse.Namespace, optimizer: str, problem: Any, checkpoint
             raise UsageError(
                 f"{args.problem} is a test function: it takes --steps, not --epochs, --batch-size or --seeds"
             )
+        if getattr(args, "eval_every", None) is not None:
+            raise UsageError(f"{args.problem} is a test function: it has no validation set to "
+                             "evaluate on (--eval-every)")  # fmt: skip
         return jol.sweep(make, problem.fn, problem.x0, lrs, args.steps or 1000, **common)
     if args.epochs is None and args.batch_size is None:  # full batch
-        train = problem.train
-        return jol.sweep(make, lambda p: problem.loss(p, train), None, lrs, args.steps or 300,
+        train, steps = problem.train, args.steps or 300
+        common.update(evaluation(args, problem, max(1, steps // 10)))
+        return jol.sweep(make, lambda p: problem.loss(p, train), None, lrs, steps,
                          init_fn=problem.init_params, seeds=args.seeds, **common)  # fmt: skip
     if args.steps is not None:
         raise UsageError(
@@ -157,8 +167,25 @@ def run_sweep(args: argparse.Namespace, optimizer: str, problem: Any, checkpoint
     batch = args.batch_size or 64
     if batch > n:
         raise UsageError(f"--batch-size {batch} is larger than the {n} training examples")
+    common.update(evaluation(args, problem, n // batch))  # once an epoch
     return jol.sweep(make, problem.loss, None, lrs, init_fn=problem.init_params, data=problem.train,
                      batch_size=batch, epochs=args.epochs or 10, seeds=args.seeds, **common)  # fmt: skip
+
+
+def evaluation(args: argparse.Namespace, problem: Any, default_every: int) -> dict[str, Any]:
+    """The sweep's options that evaluate every member on ``problem``'s validation set,
+    every ``--eval-every`` steps (default ``default_every``: a tenth of the steps in full
+    batch, an epoch in mini-batch mode) and after the last, so that the best learning
+    rate is chosen on held-out data, not on the training loss. Empty without a
+    validation set."""
+    every = getattr(args, "eval_every", None)
+    _positive("--eval-every", every)
+    if problem.validation is None:
+        if every is not None:
+            raise UsageError(f"{args.problem} has no validation set to evaluate on (--eval-every)")
+        return {}
+    return dict(eval_fn=problem.metric, eval_data=problem.validation, eval_every=every or default_every,
+                eval_mode="max" if problem.metric_name == "accuracy" else "min")  # fmt: skip
 
 
 def steps_per_epoch(args: argparse.Namespace, problem: Any) -> int | None:
@@ -170,15 +197,47 @@ def steps_per_epoch(args: argparse.Namespace, problem: Any) -> int | None:
     return max(1, int(problem.train["x"].shape[0]) // (args.batch_size or 64))
 
 
-def sweep_table(result: Any, problem: Any) -> str:
-    """One row per learning rate: final loss (mean over seeds), diverged, and for a data
-    problem with a test set the test metric of the final params."""
+def _per_config(result: Any, values: Any) -> Any:
+    """Member values -> one per configuration: NaN for a diverged member, then the mean
+    over the seeds that did not diverge (NaN where none)."""
+    import numpy as np
+
+    values = np.where(result.diverged, np.nan, np.asarray(values, float))
+    if "seed" not in result.axes:
+        return values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: every seed diverged
+        return np.nanmean(values, -1)
+
+
+def test_metrics(result: Any, problem: Any) -> Any:
+    """The test metric of every configuration's final params (seeds averaged, NaN where
+    diverged), or None when ``problem`` has no test set."""
     import jax
     import numpy as np
 
     from jaxopt_lab.problems import DataProblem
 
-    final, diverged = result._config_scores()
+    if not isinstance(problem, DataProblem) or problem.test is None:
+        return None
+    flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[result.diverged.ndim :]), result.params)
+    metric = np.asarray(jax.jit(jax.vmap(lambda p: problem.metric(p, problem.test)))(flat))
+    return _per_config(result, metric.reshape(result.diverged.shape))
+
+
+def validation_metrics(result: Any) -> Any:
+    """The best evaluation of every configuration (seeds averaged, NaN where diverged),
+    or None when the sweep did not evaluate."""
+    return None if result.evals is None else _per_config(result, result.best_evals)
+
+
+def sweep_table(result: Any, problem: Any, test: Any = None) -> str:
+    """One row per learning rate: final loss (mean over seeds), diverged, and for a data
+    problem its best validation metric (when the sweep evaluated) and the test metric of
+    the final params (when it has a test set; ``test`` if already computed)."""
+    # the training score (final loss; mini-batch: mean over the last epoch), also when
+    # the sweep ranked on its evaluations
+    final = dataclasses.replace(result, evals=None)._config_scores()[0]
     seeds = "seed" in result.axes
     div = result.diverged.sum(-1) if seeds else result.diverged
     div_text = [
@@ -186,20 +245,11 @@ def sweep_table(result: Any, problem: Any) -> str:
     ]
     header = ["lr", "final loss", "diverged"]
     columns = [[f"{lr:.4g}" for lr in result.learning_rates], [f"{v:.5g}" for v in final], div_text]
-    if isinstance(problem, DataProblem) and problem.test is not None:
-        flat = jax.tree.map(
-            lambda a: a.reshape(-1, *a.shape[result.diverged.ndim :]), result.params
-        )
-        metric = np.asarray(jax.jit(jax.vmap(lambda p: problem.metric(p, problem.test)))(flat))
-        metric = np.where(result.diverged.reshape(-1), np.nan, metric).reshape(
-            result.diverged.shape
-        )
-        if seeds:  # mean over the seeds that did not diverge (NaN where none)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                metric = np.nanmean(metric, -1)
-        header.append(f"test {problem.metric_name}")
-        columns.append([f"{m:.4f}" for m in np.ravel(metric)])
+    test = test_metrics(result, problem) if test is None else test
+    for name, values in (("val", validation_metrics(result)), ("test", test)):
+        if values is not None:
+            header.append(f"{name} {problem.metric_name}")
+            columns.append([f"{m:.4f}" for m in values])
     widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, columns, strict=True)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines += [
@@ -223,6 +273,41 @@ def _best(result: Any) -> tuple[float | None, str]:
     return lr, note
 
 
+def _selection_line(result: Any, problem: Any) -> str | None:
+    """What the best learning rate is chosen on, when the sweep evaluated (None if not)."""
+    if result.evals is None:
+        return None
+    n_val = int(problem.validation["y"].shape[0])
+    steps = result.eval_steps
+    when = (f"the best of {len(steps)} evaluations (every {int(steps[0])} steps)" if len(steps) > 1
+            else "one evaluation, after the last step")  # fmt: skip
+    line = f"selected on validation {problem.metric_name}: {when} on {n_val} held-out examples"
+    if problem.test is not None:
+        line += (
+            f"; test {problem.metric_name} of the final params on {int(problem.test['y'].shape[0])}"
+        )
+    return line
+
+
+def _best_line(result: Any, problem: Any, test: Any) -> str:
+    """The printed verdict: the chosen learning rate with what it was chosen on."""
+    lr, note = _best(result)
+    if lr is None:
+        return f"best learning rate: none ({note})"
+    k = result.best_index
+    scores = []
+    val = validation_metrics(result)
+    if val is not None:
+        scores.append(f"validation {problem.metric_name} {val[k]:.4f}")
+    if test is not None:
+        scores.append(f"test {problem.metric_name} {test[k]:.4f}")
+    final = dataclasses.replace(result, evals=None)._config_scores()[0][k]  # mean over seeds
+    scores.append(f"final loss {final:.4g}")
+    return f"best learning rate: {lr:.4g} ({', '.join(scores)})" + (
+        f"\nnote: {note}" if note else ""
+    )
+
+
 def sweep_command(args: argparse.Namespace) -> int:
     from jaxopt_lab import plots
     from jaxopt_lab.sweep import SweepResult
@@ -241,23 +326,25 @@ def sweep_command(args: argparse.Namespace) -> int:
     print(
         f"{args.optimizer} on {args.problem}: {members} members, {result.losses.shape[-1]} steps each, {seconds:.1f} s"
     )
-    print(sweep_table(result, problem))
-    lr, note = _best(result)
-    if lr is None:
-        print(f"best learning rate: none ({note})")
-    else:
-        final = result._config_scores()[0][result.best_index]  # mean over seeds
-        print(f"best learning rate: {lr:.4g} (final loss {final:.4g})")
-        if note:
-            print(f"note: {note}")
+    selection = _selection_line(result, problem)
+    if selection:
+        print(selection)
+    test = test_metrics(result, problem)
+    print(sweep_table(result, problem, test))
+    print(_best_line(result, problem, test))
     result.save(out / "sweep.npz")
     title = f"{args.optimizer} on {args.problem}"
-    plots.lr_sensitivity(
-        result, path=out / "lr_sensitivity.png", title=f"Learning-rate sensitivity: {title}"
-    )
-    plots.loss_curves(result, top=args.top, path=out / "loss_curves.png", smooth=steps_per_epoch(args, problem),
+    written = [out / "sweep.npz", out / "lr_sensitivity.png", out / "loss_curves.png"]
+    metric = f"validation {getattr(problem, 'metric_name', '')}"
+    plots.lr_sensitivity(result, path=written[1], title=f"Learning-rate sensitivity: {title}",
+                         eval_label=f"best {metric}")  # fmt: skip
+    plots.loss_curves(result, top=args.top, path=written[2], smooth=steps_per_epoch(args, problem),
                       title=f"Best {args.top} learning rates: {title}")  # fmt: skip
-    print(f"wrote {out / 'sweep.npz'}, {out / 'lr_sensitivity.png'} and {out / 'loss_curves.png'}")
+    if result.evals is not None:
+        written.append(out / "eval_curves.png")
+        plots.eval_curves(result, top=args.top, path=written[-1], ylabel=metric,
+                          title=f"Best {args.top} learning rates on validation: {title}")  # fmt: skip
+    print(f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
     return 0
 
 
@@ -282,8 +369,9 @@ def compare_command(args: argparse.Namespace) -> int:
         result = run_sweep(args, name, problem)
         lr, note = _best(result)
         seconds = time.perf_counter() - t0
+        val = validation_metrics(result)
         if lr is None:
-            rows.append((name, "-", "diverged", int(result.diverged.sum()), seconds))
+            rows.append((name, "-", "diverged", int(result.diverged.sum()), seconds, "-"))
             continue
         losses = np.asarray(result.losses[result.best_index[0]], float)
         curve = losses.reshape(-1, losses.shape[-1]).mean(
@@ -297,13 +385,19 @@ def compare_command(args: argparse.Namespace) -> int:
                 f"{curve[-1]:.4g}",
                 int(result.diverged.sum()),
                 seconds,
+                "-" if val is None else f"{val[result.best_index]:.4f}",
             )
         )
     print(f"{len(names)} optimizers on {args.problem}, each at its best of {args.num_lrs} learning rates "
           f"in [{args.lr_min:g}, {args.lr_max:g}]")  # fmt: skip
-    print(f"{'optimizer':<10} {'best lr':>10} {'final loss':>12} {'diverged':>9} {'seconds':>8}")
-    for name, lr_text, final, div, seconds in sorted(rows, key=lambda r: _sort_key(r[2])):
-        print(f"{name:<10} {lr_text:>10} {final:>12} {div:>9d} {seconds:>8.1f}")
+    evaluated = any(r[5] != "-" for r in rows)  # best lr chosen on validation: show it
+    val_head = f" {'val ' + problem.metric_name:>14}" if evaluated else ""
+    print(
+        f"{'optimizer':<10} {'best lr':>10} {'final loss':>12} {'diverged':>9} {'seconds':>8}{val_head}"
+    )
+    for name, lr_text, final, div, seconds, val in sorted(rows, key=lambda r: _sort_key(r[2])):
+        val_text = f" {val:>14}" if evaluated else ""
+        print(f"{name:<10} {lr_text:>10} {final:>12} {div:>9d} {seconds:>8.1f}{val_text}")
     if any(r[1].endswith("*") for r in rows):
         print("*: the best learning rate is at the edge of the grid; widen it")
     path = out / f"compare_{args.problem}.png"
@@ -407,6 +501,94 @@ def trajectories_command(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# lr-find
+# --------------------------------------------------------------------------------------
+
+
+def run_lr_find(args: argparse.Namespace, problem: Any) -> Any:
+    """The range test that ``args`` describe on ``problem`` (from :func:`load_problem`)."""
+    import jax.numpy as jnp
+
+    import jaxopt_lab as jol
+    from jaxopt_lab.problems import TestFunction
+
+    make = optimizer_factory(args.optimizer)
+    if (
+        not (math.isfinite(args.lr_min) and math.isfinite(args.lr_max))
+        or not 0 < args.lr_min < args.lr_max
+    ):
+        raise UsageError(f"the range test needs 0 < --lr-min < --lr-max, got {args.lr_min:g} and {args.lr_max:g}")  # fmt: skip
+    if args.steps < 2:  # a ramp needs two ends
+        raise UsageError(f"--steps must be at least 2, got {args.steps}")
+    for flag in ("seeds", "batch_size"):
+        _positive("--" + flag.replace("_", "-"), getattr(args, flag))
+    # the moving average spans about 1 / (1 - smoothing) steps: by default a twentieth of
+    # the ramp (a third of a decade on the default one), so that it follows the curve
+    # instead of lagging it by decades of learning rate
+    smoothing = max(0.0, 1.0 - 20.0 / args.steps) if args.smoothing is None else args.smoothing
+    if not 0 <= smoothing < 1:
+        raise UsageError(f"--smoothing must be in [0, 1), got {smoothing:g}")
+    common = dict(lr_min=args.lr_min, lr_max=args.lr_max, steps=args.steps, smoothing=smoothing)
+    if isinstance(problem, TestFunction):
+        if args.seeds is not None or args.batch_size is not None:  # one start, no data
+            raise UsageError(
+                f"{args.problem} is a test function: it takes no --seeds or --batch-size"
+            )
+        return jol.lr_find(make, problem.fn, problem.x0, **common)
+    seeds = 3 if args.seeds is None else args.seeds  # three seeds give the suggestion a spread
+    if args.batch_size is None:  # full batch
+        train = problem.train
+        return jol.lr_find(make, lambda p: problem.loss(p, train), None, seeds=seeds,
+                           init_fn=problem.init_params, **common)  # fmt: skip
+    n = int(jnp.shape(problem.train["x"])[0])
+    if args.batch_size > n:
+        raise UsageError(f"--batch-size {args.batch_size} is larger than the {n} training examples")
+    return jol.lr_find(make, problem.loss, None, seeds=seeds, init_fn=problem.init_params,
+                       data=problem.train, batch_size=args.batch_size, **common)  # fmt: skip
+
+
+def _blowup_line(found: Any, lr_max: float) -> str:
+    """Where the loss blew up, per seed, in one line."""
+    import numpy as np
+
+    blown = np.isfinite(found.blowup_lr)
+    if not blown.any():
+        return f"the loss did not blow up below --lr-max {lr_max:g}: raise it to see where training breaks"
+    text = f"loss blew up at lr {np.median(found.blowup_lr[blown]):.3g}"
+    if blown.size > 1:
+        text += (
+            f" (median of {int(blown.sum())}/{blown.size} seeds that blew up; per seed: "
+            + ", ".join(
+                "-" if not b else f"{lr:.3g}" for b, lr in zip(blown, found.blowup_lr, strict=True)
+            )
+            + ")"
+        )
+    return text  # fmt: skip
+
+
+def lr_find_command(args: argparse.Namespace) -> int:
+    from jaxopt_lab import plots
+
+    problem = load_problem(args.problem)
+    out = writable_folder(args.out)
+    t0 = time.perf_counter()
+    found = run_lr_find(args, problem)
+    seconds = time.perf_counter() - t0
+    seeds = found.losses.shape[0]
+    mode = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
+    print(f"lr-find: {args.optimizer} on {args.problem}, {seeds} seed{'s' * (seeds > 1)}, {args.steps} steps "
+          f"from lr {args.lr_min:g} to {args.lr_max:g} ({mode}), {seconds:.1f} s")  # fmt: skip
+    low, high = found.spread
+    spread = f" (seeds: {low:.3g} to {high:.3g})" if seeds > 1 else ""
+    print(f"suggested learning rate: {found.suggestion:.4g}{spread}")
+    print(_blowup_line(found, args.lr_max))
+    path = out / "lr_find.png"
+    plots.lr_find(found, path=path, title=f"Range test: {args.optimizer} on {args.problem}")
+    print(f"wrote {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # bench
 # --------------------------------------------------------------------------------------
 
@@ -478,6 +660,58 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--vmap-width", type=int, default=None,
                    help="members computed in lockstep; chunks are rounded up to a multiple (default: from the flops)")  # fmt: skip
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="steps between evaluations on a data problem's validation set, which choose the best "
+                        "learning rate (default: a tenth of the steps in full batch, an epoch in mini-batch)")  # fmt: skip
+
+
+def _add_lr_find(sub: Any) -> None:
+    p = sub.add_parser("lr-find", help="the learning-rate range test, with its plot",
+                       description="Train with a learning rate growing exponentially from --lr-min to --lr-max "
+                                   "(Smith 2017), seeds vmapped in one compiled program; print the suggested "
+                                   "learning rate, its spread over seeds and where the loss blew up; write "
+                                   "lr_find.png.")  # fmt: skip
+    p.add_argument(
+        "--problem",
+        default="digits_mlp",
+        help="a problem of jaxopt_lab.problems (default digits_mlp)",
+    )
+    p.add_argument(
+        "--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)"
+    )
+    p.add_argument(
+        "--lr-min", type=float, default=1e-6, help="first learning rate of the ramp (default 1e-6)"
+    )
+    p.add_argument(
+        "--lr-max", type=float, default=10.0, help="last learning rate of the ramp (default 10)"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help="steps of the ramp, one learning rate each (default 200)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="runs from different inits (data problems; default 3)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="mini-batch size on a data problem, batches reshuffled every epoch (default: full batch)",
+    )
+    p.add_argument(
+        "--smoothing",
+        type=float,
+        default=None,
+        help="weight of the past in the loss's moving average, in [0, 1), which spans about "
+        "1/(1 - smoothing) steps (default 1 - 20/steps: a twentieth of the ramp)",
+    )
+    p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "lr-find"), help="output folder")
+    p.set_defaults(func=lr_find_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -487,7 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="one optimizer over a learning-rate grid (vmapped)",
                        description="Train one optimizer at every learning rate of a log-spaced grid, at once, "
                                    "on a built-in problem; print a table and the best learning rate; write "
-                                   "sweep.npz, lr_sensitivity.png and loss_curves.png.")  # fmt: skip
+                                   "sweep.npz, lr_sensitivity.png and loss_curves.png. On a data problem with "
+                                   "a validation set, every member is evaluated on it and the best learning "
+                                   "rate is chosen on it (eval_curves.png shows the evaluations).")  # fmt: skip
     _training_options(p)
     p.add_argument(
         "--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)"
@@ -530,6 +766,8 @@ def build_parser() -> argparse.ArgumentParser:
     _grid_options(p, 24)
     p.add_argument("--out", default=os.path.join(DEFAULT_OUT, "trajectories"), help="output folder")
     p.set_defaults(func=trajectories_command)
+
+    _add_lr_find(sub)
 
     p = sub.add_parser("bench", help="the benchmark suite (quick by default)",
                        description="Run the benchmark suite of the source checkout and print its tables.")  # fmt: skip

@@ -6,8 +6,14 @@ returns it, and saves it as a PNG when given ``path``.
 
 * :func:`lr_sensitivity`: final loss against learning rate on a log axis, the band over
   seeds, diverged members as red crosses, the best learning rate marked.
+  With evaluations (``sweep(..., eval_fn=)``), a second panel: the best evaluation per
+  learning rate, on which the best one was chosen.
 * :func:`loss_curves`: loss histories on a log scale: the best members of a sweep, or
   any ``label -> curve`` mapping (one optimizer per curve, say).
+* :func:`eval_curves`: a sweep's evaluation histories (validation curves) of its best
+  configurations.
+* :func:`lr_find`: the learning-rate range test's loss curves, its suggestion with the
+  seeds' band, and where the loss blew up.
 * :func:`contour_trajectories`: a 2-D function's contours with optimizers' paths on them.
 * :func:`learning_rate_effect`: a 1-D function with the gradient-descent iterates of
   several learning rates, one panel each: too small, about right, oscillating, diverging.
@@ -16,6 +22,7 @@ returns it, and saves it as a PNG when given ``path``.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -54,34 +61,65 @@ def _config_matrix(result: Any, values: np.ndarray) -> tuple[np.ndarray, list[st
     return matrix, labels or [""]
 
 
-def lr_sensitivity(
-    result: Any, *, path: str | os.PathLike | None = None, title: str | None = None
-) -> Figure:
-    """Final loss against learning rate (log axis) for a :class:`jaxopt_lab.SweepResult`.
-
-    One line per combination of the other hyperparameters: the mean over seeds, with
-    the band from the lowest to the highest seed when there are several. Diverged
-    members are red crosses along the top edge; the best learning rate (lowest mean
-    final loss among configurations that never diverged) is a dashed line and a star.
-    """
-    lrs = np.asarray(result.learning_rates, float)
-    final, labels = _config_matrix(result, np.asarray(result.final_losses, float))
-    diverged, _ = _config_matrix(result, np.asarray(result.diverged, bool))
-    fig = Figure(figsize=(7.5, 4.8))
-    ax = fig.add_subplot()
-    with np.errstate(all="ignore"):
-        kept = np.where(diverged, np.nan, final)
+def _mean_and_band(
+    ax: Any, lrs: np.ndarray, kept: np.ndarray, labels: list[str], what: str
+) -> None:
+    """One line per configuration of ``kept`` (``(K, C, S)``, NaN where left out): the
+    mean over seeds, and the band from the lowest to the highest seed when there are
+    several."""
     for c, label in enumerate(labels):
         column = kept[:, c, :]
         all_nan = np.isnan(column).all(axis=1)
         safe = np.where(all_nan[:, None], 0.0, column)
         mean = np.where(all_nan, np.nan, np.nanmean(safe, axis=1))
-        default = "final loss" + (" (mean and range over seeds)" if column.shape[1] > 1 else "")
+        default = what + (" (mean and range over seeds)" if column.shape[1] > 1 else "")
         (line,) = ax.plot(lrs, mean, marker=".", label=label or default)
         if column.shape[1] > 1:
             low = np.where(all_nan, np.nan, np.nanmin(safe, axis=1))
             high = np.where(all_nan, np.nan, np.nanmax(safe, axis=1))
             ax.fill_between(lrs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def _mark_best(ax: Any, lrs: np.ndarray, kept: np.ndarray, k: int, c: int) -> None:
+    ax.axvline(lrs[k], color="0.4", linestyle="--", linewidth=1)
+    ax.plot([lrs[k]], [np.nanmean(kept[k, c])], "*", color="gold", markeredgecolor="k", markersize=15,
+            label=f"best lr {lrs[k]:.3g}", zorder=5)  # fmt: skip
+
+
+def _eval_axis_label(result: Any, label: str | None) -> str:
+    better = "higher" if result.config.get("eval_mode") == "max" else "lower"
+    return f"{label or 'best evaluation'} ({better} is better)"
+
+
+def lr_sensitivity(
+    result: Any,
+    *,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+    eval_label: str | None = None,
+) -> Figure:
+    """Final loss against learning rate (log axis) for a :class:`jaxopt_lab.SweepResult`.
+
+    One line per combination of the other hyperparameters: the mean over seeds, with
+    the band from the lowest to the highest seed when there are several. Diverged
+    members are red crosses along the top edge; the best learning rate (``best_index``)
+    is a dashed line and a star. When the sweep evaluated (``result.evals``), a second
+    panel below shows each configuration's best evaluation (``best_evals``, mean and
+    range over seeds; diverged members left out), on which the best learning rate was
+    chosen; ``eval_label`` names it on the axis (default "best evaluation"). Without
+    evaluations the best is the lowest mean final loss among configurations that never
+    diverged (mini-batch: the mean loss over the last epoch).
+    """
+    lrs = np.asarray(result.learning_rates, float)
+    final, labels = _config_matrix(result, np.asarray(result.final_losses, float))
+    diverged, _ = _config_matrix(result, np.asarray(result.diverged, bool))
+    evals = getattr(result, "evals", None)
+    fig = Figure(figsize=(7.5, 4.8 if evals is None else 7.8))
+    axes = fig.subplots(1 if evals is None else 2, 1, squeeze=False, sharex=True)[:, 0]
+    ax = axes[0]
+    with np.errstate(all="ignore"):
+        kept = np.where(diverged, np.nan, final)
+    _mean_and_band(ax, lrs, kept, labels, "final loss")
     rows, _, _ = np.nonzero(diverged)
     if rows.size:
         # crosses on the top edge, in axes coordinates: a diverged loss has no value to plot
@@ -89,6 +127,13 @@ def lr_sensitivity(
                 transform=ax.get_xaxis_transform(), label=f"diverged ({rows.size})", clip_on=False)  # fmt: skip
     ax.set_xscale("log")
     _log_scale_if_positive(ax, kept)
+    if evals is not None:
+        best_evals, _ = _config_matrix(result, np.asarray(result.best_evals, float))
+        kept_evals = np.where(diverged, np.nan, best_evals)
+        _mean_and_band(axes[1], lrs, kept_evals, labels, eval_label or "best evaluation")
+        if result.config.get("eval_mode") != "max":  # a validation loss: log when positive
+            _log_scale_if_positive(axes[1], kept_evals)
+        axes[1].set_ylabel(_eval_axis_label(result, eval_label))
     try:
         best = result.best
     except ValueError:  # every member diverged
@@ -97,29 +142,36 @@ def lr_sensitivity(
         k, *others = result.best_index
         sizes = [len(result.axes[n]) for n in result.axes if n not in ("learning_rate", "seed")]
         c = int(np.ravel_multi_index(others, sizes)) if sizes else 0
-        ax.axvline(lrs[k], color="0.4", linestyle="--", linewidth=1)
-        ax.plot([lrs[k]], [np.nanmean(kept[k, c])], "*", color="gold", markeredgecolor="k", markersize=15,
-                label=f"best lr {lrs[k]:.3g}", zorder=5)  # fmt: skip
-    ax.set_xlabel("learning rate")
+        _mark_best(ax, lrs, kept, k, c)
+        if evals is not None:
+            _mark_best(axes[1], lrs, kept_evals, k, c)
+    axes[-1].set_xlabel("learning rate")
     ax.set_ylabel(f"loss after {result.losses.shape[-1]} steps")
     ax.set_title(title or "Learning-rate sensitivity")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    for a in axes:
+        a.grid(True, which="major", alpha=0.3)
+        a.legend(fontsize=8)
     return _finish(fig, path)
+
+
+def _config_label(result: Any, idx: tuple[int, ...]) -> str:
+    """``lr=0.01, b1=0.9``: a configuration (every axis but ``seed``) by its values."""
+    names = [n for n in result.axes if n != "seed"]
+    return ", ".join(
+        f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}"
+        for n, i in zip(names, idx, strict=True)
+    )
 
 
 def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
     """The ``top`` configurations by final loss (mean over seeds, never diverged), each
     as its mean loss curve over seeds."""
-    names = [n for n in result.axes if n != "seed"]
     curves = {}
     for idx in result.ranking()[:top]:
-        label = ", ".join(
-            f"{'lr' if n == 'learning_rate' else n}={result.axes[n][i]:.3g}"
-            for n, i in zip(names, idx, strict=True)
-        )
         losses = result.losses[idx]
-        curves[label] = losses.mean(axis=0) if "seed" in result.axes else losses
+        curves[_config_label(result, idx)] = (
+            losses.mean(axis=0) if "seed" in result.axes else losses
+        )
     return curves
 
 
@@ -175,6 +227,123 @@ def loss_curves(
     ax.set_ylabel("loss" if not smooth or smooth <= 1 else f"loss (bold: mean over {smooth} steps)")
     ax.set_title(title or "Loss curves")
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def eval_curves(
+    result: Any,
+    *,
+    top: int = 5,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+    ylabel: str | None = None,
+) -> Figure:
+    """Evaluation histories of a :class:`jaxopt_lab.SweepResult` that evaluated
+    (``eval_fn``): ``result.evals`` against ``result.eval_steps`` for the ``top`` best
+    configurations (``result.ranking()``, which uses the best evaluation), the mean over
+    seeds with the seeds' range as a band, each curve's best evaluation circled.
+    ``ylabel`` names the evaluation (default "evaluation")."""
+    if not (hasattr(result, "evals") and hasattr(result, "ranking")):
+        raise InputTypeError(f"`result` must be a SweepResult, got {type(result).__name__}.")
+    if result.evals is None:
+        raise InputValueError(
+            "`result` has no evaluations: run the sweep with eval_fn= (and eval_every=) "
+            "to draw its validation curves."
+        )
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise InputValueError(f"`top` must be a positive number of curves, got {top!r}.")
+    steps = np.asarray(result.eval_steps)
+    pick = np.nanargmax if result.config.get("eval_mode") == "max" else np.nanargmin
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    ranking = result.ranking()[:top]
+    for i, idx in enumerate(ranking):
+        evals = np.asarray(result.evals[idx], float).reshape(-1, steps.size)  # (seeds, E)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN step: no value
+            mean = np.nanmean(evals, axis=0)
+            low, high = np.nanmin(evals, axis=0), np.nanmax(evals, axis=0)
+        style = ("-", "--")[i % 2]  # curves that coincide stay visible
+        (line,) = ax.plot(steps, mean, style, marker=".", label=_config_label(result, idx))
+        if evals.shape[0] > 1:
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        if np.isfinite(mean).any():
+            j = int(pick(mean))
+            ax.plot(steps[j], mean[j], "o", markersize=9, markerfacecolor="none",
+                    color=line.get_color())  # fmt: skip
+    ax.set_xlabel("step")
+    ax.set_ylabel(_eval_axis_label(result, ylabel or "evaluation"))
+    ax.set_title(title or f"Evaluations of the {len(ranking)} best configurations")
+    ax.grid(True, alpha=0.3)
+    if ranking:  # every member diverged: nothing to name
+        ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+_LR_FIND_FIELDS = ("learning_rates", "losses", "smoothed", "suggestion", "spread", "blowup_lr",
+                   "blowup_step")  # fmt: skip
+
+
+def _lr_find_frame(ax: Any, losses: np.ndarray, stops: np.ndarray) -> None:
+    """Frame (and pick the y scale for) the losses before each seed's blow-up: after it
+    they grow without bound (or collapse to 0 on a saturated classifier) and would
+    squash the part of the curve that matters."""
+    before = [
+        row[: stop if stop > 0 else row.size] for row, stop in zip(losses, stops, strict=True)
+    ]
+    seen = np.concatenate(before) if before else np.zeros(0)
+    seen = seen[np.isfinite(seen)]
+    _log_scale_if_positive(ax, seen)
+    if not seen.size or seen.min() == seen.max():
+        return
+    if ax.get_yscale() == "log":
+        ax.set_ylim(seen.min() / 1.3, seen.max() * 1.3)
+    else:
+        pad = 0.05 * (seen.max() - seen.min())
+        ax.set_ylim(seen.min() - pad, seen.max() + pad)
+
+
+def lr_find(
+    result: Any, *, path: str | os.PathLike | None = None, title: str | None = None
+) -> Figure:
+    """The learning-rate range test (:func:`jaxopt_lab.lr_find`'s result) as loss
+    against learning rate (log axis): each seed's raw loss (faint) and smoothed loss,
+    the suggested learning rate as a black line with the grey band of the seeds'
+    suggestions (``spread``), and each seed's blow-up as a red cross on the top edge.
+    The view is framed on the losses before the blow-ups."""
+    if not all(hasattr(result, f) for f in _LR_FIND_FIELDS):
+        raise InputTypeError(
+            f"`result` must be an LRFindResult (jol.lr_find), got {type(result).__name__}."
+        )
+    lrs = np.asarray(result.learning_rates, float)
+    losses = np.asarray(result.losses, float).reshape(-1, lrs.size)
+    smoothed = np.asarray(result.smoothed, float).reshape(-1, lrs.size)
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    many = losses.shape[0] > 1
+    for s, (raw, smooth) in enumerate(zip(losses, smoothed, strict=True)):
+        (line,) = ax.plot(lrs, raw, linewidth=0.6, alpha=0.3,
+                          label=None if s else "loss" + (" (each seed)" if many else ""))  # fmt: skip
+        ax.plot(lrs, smooth, color=line.get_color(), linewidth=1.6,
+                label=None if s else "smoothed" + (" (each seed)" if many else ""))  # fmt: skip
+    low, high = result.spread
+    if many and high > low:
+        ax.axvspan(low, high, color="0.5", alpha=0.2, label=f"suggestions {low:.3g} to {high:.3g}")
+    ax.axvline(result.suggestion, color="k", linewidth=1.5,
+               label=f"suggestion {result.suggestion:.3g}")  # fmt: skip
+    blown = np.asarray(result.blowup_lr, float).ravel()
+    blown = blown[np.isfinite(blown)]
+    if blown.size:  # on the top edge: the loss there may be inf or far off the frame
+        ax.plot(blown, np.full(blown.size, 0.97), "x", color=_DIVERGED_COLOR, markersize=9,
+                transform=ax.get_xaxis_transform(), clip_on=False, label=f"blow-up ({blown.size})")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlim(lrs[0], lrs[-1])  # the whole ramp, also where a blown-up loss is not finite
+    _lr_find_frame(ax, losses, np.asarray(result.blowup_step).ravel())
+    ax.set_xlabel("learning rate (one step each, growing exponentially)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title or "Learning-rate range test")
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     return _finish(fig, path)
 
@@ -334,4 +503,11 @@ def learning_rate_effect(
     return _finish(fig, path)
 
 
-__all__ = ["contour_trajectories", "learning_rate_effect", "loss_curves", "lr_sensitivity"]
+__all__ = [
+    "contour_trajectories",
+    "eval_curves",
+    "learning_rate_effect",
+    "loss_curves",
+    "lr_find",
+    "lr_sensitivity",
+]

@@ -9,10 +9,11 @@ Two kinds of problem live here, each a small immutable record built by a factory
   Himmelblau's four minima, a saddle) and two 1-D functions for drawing gradient descent
   by hand (``sine_bowl``, ``quartic``).
 * :class:`DataProblem` -- a supervised-learning task: a parameter initializer
-  ``init_params(key)``, a mean loss ``loss(params, batch)``, train (and test) data as a
-  pytree of arrays sharing a leading axis, ``predict`` and a ``metric``. The data are
-  either generated (linear regression, XOR) or scikit-learn's bundled 8x8 digits, so
-  nothing is ever downloaded.
+  ``init_params(key)``, a mean loss ``loss(params, batch)``, train (and validation and
+  test) data as a pytree of arrays sharing a leading axis, ``predict`` and a ``metric``.
+  The data are either generated (linear regression, XOR: training data only) or
+  scikit-learn's bundled 8x8 digits in a fixed, stratified train / validation / test
+  split, so nothing is ever downloaded.
 
 Design:
 
@@ -146,6 +147,11 @@ class DataProblem(NamedTuple):
       metric: ``(params, data) -> scalar``: accuracy for classifiers, mean squared error
         for regression.
       metric_name: ``"accuracy"`` or ``"mse"``.
+      validation: the same structure as ``train``, held out from training to choose
+        hyperparameters on (so that ``test`` stays untouched until the end); ``None``
+        when the problem has none. The digits problems carve it, stratified, out of what
+        was their training part, leaving ``test`` as it was (see :func:`digits_mlp`).
+        The last field, so that records built positionally without it still work.
     """
 
     name: str
@@ -156,6 +162,7 @@ class DataProblem(NamedTuple):
     predict: Callable[[Params, Array], Array]
     metric: Callable[[Params, Batch], Array]
     metric_name: str
+    validation: Any | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -174,6 +181,8 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 def _check_real(name: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
         raise InputTypeError(f"{name} must be a real number, got a bool: {value!r}")
+    if isinstance(value, (str, bytes)):  # float() would parse it; a number was meant
+        raise InputTypeError(f"{name} must be a real number, got the string {value!r}")
     if not isinstance(value, numbers.Real):
         try:
             value = float(np.asarray(value))  # a concrete 0-d array is fine
@@ -568,7 +577,10 @@ def linear_regression(
     ``noise`` (:math:`\sigma`, default 1). The least-squares fit differs from the truth by
     about :math:`\sigma/\sqrt n` (intercept) and :math:`\sigma\sqrt{3/n}` (slope).
 
-    * ``train = {"x": (n, 1) float32, "y": (n,) float32}``; ``test = None``.
+    * ``train = {"x": (n, 1) float32, "y": (n,) float32}``; ``test = None`` and
+      ``validation = None``: the problem is about fitting these points (the least-squares
+      solution is the target), not about generalising; draw another ``seed`` for fresh
+      points.
     * ``params = {"w": (1,), "b": ()}``, initialized standard normal from the key.
     * ``loss`` = mean squared error :math:`\frac1N \sum (x_i w + b - y_i)^2`; its minimizer
       is the least-squares solution. ``metric`` is the same MSE.
@@ -619,7 +631,8 @@ def xor(hidden: int = 8) -> DataProblem:
     r"""XOR with a one-hidden-layer sigmoid network, the problem a perceptron cannot solve.
 
     Data: the four points of :math:`\{0,1\}^2` with labels :math:`x_1 \oplus x_2`
-    (``0, 1, 1, 0``); ``train = {"x": (4, 2) float32, "y": (4,) int32}``, ``test = None``.
+    (``0, 1, 1, 0``); ``train = {"x": (4, 2) float32, "y": (4,) int32}``, ``test = None``,
+    ``validation = None`` (four points: nothing can be held out).
 
     Model: :math:`p(x) = \sigma(w_2^\top \sigma(W_1^\top x + b_1) + b_2)` with ``hidden``
     sigmoid units. ``params = {"w1": (2, H), "b1": (H,), "w2": (H,), "b2": ()}``, weights
@@ -698,21 +711,46 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+VALIDATION_FRACTION = 0.2
+"""The share of the digits' training part (75% of the data) held out for validation."""
+
+
+class _Split(NamedTuple):
+    """Features and labels of the three parts of a data set (read-only numpy arrays)."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray] | None
+    test: tuple[np.ndarray, np.ndarray]
+
+
 def _digits_split(
-    classes: tuple[int, int] | None, seed: int, caller: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified 75/25 split of the digits (optionally only ``classes``), cached.
+    classes: tuple[int, int] | None, seed: int, validation_fraction: Any, caller: str
+) -> _Split:
+    """The fixed, stratified train / validation / test split of the digits (optionally
+    only ``classes``), cached: the test part is the 25% of the data that
+    ``train_test_split(test_size=0.25, stratify=y, random_state=seed)`` holds out (as it
+    was before there was a validation part, so test numbers stay comparable), and the
+    validation part is ``validation_fraction`` of the rest, split off the same way
+    (stratified, ``random_state=seed``). ``validation_fraction=0``: no validation part.
 
     ``caller`` only names the factory in the ImportError raised without scikit-learn.
     """
+    fraction = _check_real("validation_fraction", validation_fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise InputValueError(f"validation_fraction must be in [0, 1), got {fraction}")
     _require_sklearn(caller)
-    return _cached_split(classes, seed)
+    return _cached_split(classes, seed, fraction)
+
+
+def _read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    out = tuple(np.ascontiguousarray(a) for a in arrays)
+    for a in out:
+        a.setflags(write=False)  # cached and shared by every problem built from them
+    return out
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_split(
-    classes: tuple[int, int] | None, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _cached_split(classes: tuple[int, int] | None, seed: int, fraction: float) -> _Split:
     sklearn = _require_sklearn("digits")
     x, y = _digits()
     if classes is not None:
@@ -722,20 +760,41 @@ def _cached_split(
     x_tr, x_te, y_tr, y_te = sklearn.model_selection.train_test_split(
         x, y, test_size=0.25, stratify=y, random_state=seed
     )
-    out = tuple(np.ascontiguousarray(a) for a in (x_tr, x_te, y_tr, y_te))
-    for a in out:
-        a.setflags(write=False)
-    return out  # type: ignore[return-value]
+    test = _read_only(x_te, y_te)
+    if fraction == 0.0:
+        return _Split(_read_only(x_tr, y_tr), None, test)
+    # sklearn rounds the held-out count up; stratifying needs one example of every class
+    # on each side, and its own message would not name our argument
+    n_val, n_classes = math.ceil(fraction * len(y_tr)), len(np.unique(y_tr))
+    if min(n_val, len(y_tr) - n_val) < n_classes:
+        raise InputValueError(
+            f"validation_fraction={fraction} leaves {n_val} of the {len(y_tr)} training "
+            f"examples for validation and {len(y_tr) - n_val} for training; each needs at "
+            f"least one per class ({n_classes})"
+        )
+    x_tr, x_va, y_tr, y_va = sklearn.model_selection.train_test_split(
+        x_tr, y_tr, test_size=fraction, stratify=y_tr, random_state=seed
+    )
+    return _Split(_read_only(x_tr, y_tr), _read_only(x_va, y_va), test)
+
+
+def _split_data(split: _Split, image_shape: tuple[int, ...] = (64,)) -> dict[str, Any]:
+    """``train``, ``validation`` and ``test`` of a :class:`DataProblem` from a split, the
+    features reshaped to ``(N, *image_shape)``."""
+
+    def part(xy: tuple[np.ndarray, np.ndarray] | None) -> Any:
+        return None if xy is None else _data(xy[0].reshape(-1, *image_shape), xy[1])
+
+    return {name: part(getattr(split, name)) for name in ("train", "validation", "test")}
 
 
 def _classifier(
     name: str,
     init_params: Callable[[Array], Params],
     logits_fn: Callable[[Params, Array], Array],
-    train: Any,
-    test: Any,
+    parts: dict[str, Any],
 ) -> DataProblem:
-    """A softmax classifier problem from its logits function."""
+    """A softmax classifier problem from its logits function and its data parts."""
 
     def predict(params: Params, x: Array) -> Array:
         return jnp.argmax(logits_fn(params, x), axis=-1).astype(jnp.int32)
@@ -746,16 +805,24 @@ def _classifier(
     def metric(params: Params, data: Batch) -> Array:
         return _accuracy(predict(params, data["x"]), data["y"])
 
-    return DataProblem(name, init_params, loss, train, test, predict, metric, "accuracy")
+    return DataProblem(name, init_params, loss, parts["train"], parts["test"], predict, metric,
+                       "accuracy", parts["validation"])  # fmt: skip
 
 
-def logistic_regression(digits: tuple[int, int] = (0, 1), seed: int = 0) -> DataProblem:
+def logistic_regression(
+    digits: tuple[int, int] = (0, 1),
+    seed: int = 0,
+    validation_fraction: float = VALIDATION_FRACTION,
+) -> DataProblem:
     r"""Binary logistic regression on two classes of scikit-learn's bundled digits.
 
     Data: the 8x8 images of the two digits ``digits = (a, b)``, flattened to 64 features
     scaled to [0, 1] (pixel / 16); label 0 for digit ``a`` and 1 for digit ``b``. A fixed
-    stratified 75/25 train/test split (``sklearn.model_selection.train_test_split`` with
-    ``random_state=seed``). ``x`` is ``(N, 64)`` float32, ``y`` is ``(N,)`` int32.
+    stratified split (``sklearn.model_selection.train_test_split`` with
+    ``random_state=seed``): 25% test, then ``validation_fraction`` (default 0.2) of the
+    remaining 75% for validation, the rest train. For ``(0, 1)`` (360 images): 216
+    train, 54 validation, 90 test (``validation_fraction=0``: 270 train, no
+    validation). ``x`` is ``(N, 64)`` float32, ``y`` is ``(N,)`` int32.
 
     Model: :math:`p(y=1 \mid x) = \sigma(x^\top w + b)`,
     ``params = {"w": (64,), "b": ()}`` (``w`` normal with std 0.01 from the key, ``b = 0``).
@@ -779,7 +846,7 @@ def logistic_regression(digits: tuple[int, int] = (0, 1), seed: int = 0) -> Data
     if not all(0 <= d <= 9 for d in pair) or pair[0] == pair[1]:
         raise InputValueError(f"digits must be two different ints in 0..9, got {digits!r}")
     seed = _check_int("seed", seed, 0)
-    x_tr, x_te, y_tr, y_te = _digits_split(pair, seed, "logistic_regression")
+    parts = _split_data(_digits_split(pair, seed, validation_fraction, "logistic_regression"))
 
     init_params = _initializer({"w": _Normal((64,), 0.01), "b": _Normal(())})
 
@@ -795,23 +862,21 @@ def logistic_regression(digits: tuple[int, int] = (0, 1), seed: int = 0) -> Data
     def metric(params: Params, data: Batch) -> Array:
         return _accuracy(predict(params, data["x"]), data["y"])
 
-    return DataProblem(
-        "logistic_regression",
-        init_params,
-        loss,
-        _data(x_tr, y_tr),
-        _data(x_te, y_te),
-        predict,
-        metric,
-        "accuracy",
-    )
+    return DataProblem("logistic_regression", init_params, loss, parts["train"], parts["test"],
+                       predict, metric, "accuracy", parts["validation"])  # fmt: skip
 
 
-def digits_mlp(hidden: int = 64, seed: int = 0) -> DataProblem:
+def digits_mlp(
+    hidden: int = 64, seed: int = 0, validation_fraction: float = VALIDATION_FRACTION
+) -> DataProblem:
     r"""A one-hidden-layer ReLU network on the 10-class digits.
 
-    Data: all 1797 8x8 digits as 64 features in [0, 1] (pixel / 16), labels 0..9, split
-    75/25 (1347 train, 450 test), stratified, ``random_state=seed``.
+    Data: all 1797 8x8 digits as 64 features in [0, 1] (pixel / 16), labels 0..9, in a
+    fixed stratified split (``random_state=seed``): 450 test (25%, the same test set as
+    before there was a validation part), then ``validation_fraction`` (default 0.2) of
+    the other 1347 for validation: 1077 train, 270 validation, 450 test.
+    ``validation_fraction=0`` gives the old 1347 train and no validation set. Choose
+    hyperparameters on ``validation`` and report ``test`` once, at the end.
     ``x`` is ``(N, 64)`` float32, ``y`` is ``(N,)`` int32.
 
     Model: :math:`\text{logits} = \operatorname{relu}(x W_1 + b_1) W_2 + b_2`,
@@ -825,7 +890,7 @@ def digits_mlp(hidden: int = 64, seed: int = 0) -> DataProblem:
     """
     hidden = _check_int("hidden", hidden, 1)
     seed = _check_int("seed", seed, 0)
-    x_tr, x_te, y_tr, y_te = _digits_split(None, seed, "digits_mlp")
+    parts = _split_data(_digits_split(None, seed, validation_fraction, "digits_mlp"))
 
     init_params = _initializer(
         {
@@ -842,7 +907,7 @@ def digits_mlp(hidden: int = 64, seed: int = 0) -> DataProblem:
         h = jax.nn.relu(x @ params["w1"] + params["b1"])
         return h @ params["w2"] + params["b2"]
 
-    return _classifier("digits_mlp", init_params, logits, _data(x_tr, y_tr), _data(x_te, y_te))
+    return _classifier("digits_mlp", init_params, logits, parts)
 
 
 def _patches(x: Array, kh: int, kw: int) -> Array:
@@ -885,11 +950,12 @@ def _conv2d_valid_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array
     return _conv2d_valid(x, w), _conv_as_matmul(dx, w) + _conv_as_matmul(x, dw)
 
 
-def digits_cnn(seed: int = 0) -> DataProblem:
+def digits_cnn(seed: int = 0, validation_fraction: float = VALIDATION_FRACTION) -> DataProblem:
     r"""A small convolutional network on the 10-class digits (NHWC images).
 
-    Data: the same split as :func:`digits_mlp` (``random_state=seed``), but ``x`` holds
-    images of shape ``(N, 8, 8, 1)`` (float32, in [0, 1]); ``y`` is ``(N,)`` int32.
+    Data: the same split as :func:`digits_mlp` (``random_state=seed``; 1077 train, 270
+    validation, 450 test by default), but ``x`` holds images of shape ``(N, 8, 8, 1)``
+    (float32, in [0, 1]); ``y`` is ``(N,)`` int32.
 
     Model (``jax.lax.conv_general_dilated``, "VALID" padding, stride 1)::
 
@@ -911,9 +977,7 @@ def digits_cnn(seed: int = 0) -> DataProblem:
     Requires scikit-learn.
     """
     seed = _check_int("seed", seed, 0)
-    x_tr, x_te, y_tr, y_te = _digits_split(None, seed, "digits_cnn")
-    train = _data(x_tr.reshape(-1, 8, 8, 1), y_tr)
-    test = _data(x_te.reshape(-1, 8, 8, 1), y_te)
+    parts = _split_data(_digits_split(None, seed, validation_fraction, "digits_cnn"), (8, 8, 1))
 
     init_params = _initializer(
         {
@@ -941,7 +1005,7 @@ def digits_cnn(seed: int = 0) -> DataProblem:
         out = h.reshape(h.shape[0], -1) @ params["dense"]["w"] + params["dense"]["b"]
         return out.reshape(*batch_shape, 10)
 
-    return _classifier("digits_cnn", init_params, logits, train, test)
+    return _classifier("digits_cnn", init_params, logits, parts)
 
 
 DATA_PROBLEMS: dict[str, Callable[..., DataProblem]] = {

@@ -119,3 +119,97 @@ def test_a_diverged_path_is_left_out_and_the_rest_drawn(tmp_path):
         "fine"
     ]
     assert_real_png(tmp_path / "d.png")
+
+
+# --------------------------------------------------------------------------------------
+# Evaluations (validation curves) and the range test
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _evaluated(seeds=None):
+    """Logistic regression with SGD, evaluated on its validation set every 4 of 12 steps;
+    the largest of 4 learning rates diverges."""
+    prob = P.logistic_regression()
+    return jol.sweep(jol.sgd, prob.loss, None, [1e-2, 1.0, 10.0, 1e6], init_fn=prob.init_params,
+                     data=prob.train, batch_size=54, epochs=3, seeds=seeds, eval_fn=prob.metric,
+                     eval_data=prob.validation, eval_every=4, eval_mode="max",
+                     divergence_threshold=1e3)  # fmt: skip
+
+
+@pytest.mark.parametrize("seeds", [None, 2])
+def test_lr_sensitivity_adds_a_validation_panel(tmp_path, seeds):
+    res = _evaluated(seeds)
+    assert res.diverged[-1].all() and not res.diverged[:-1].any()
+    fig = plots.lr_sensitivity(res, path=tmp_path / "v.png", eval_label="best val accuracy")
+    assert_real_png(tmp_path / "v.png")
+    loss_ax, eval_ax = fig.axes
+    assert eval_ax.get_ylabel() == "best val accuracy (higher is better)"
+    line = eval_ax.lines[0]
+    want = res.best_evals.mean(axis=-1) if seeds else res.best_evals
+    np.testing.assert_allclose(line.get_ydata()[:-1], want[:-1], rtol=1e-6)
+    assert np.isnan(line.get_ydata()[-1])  # the diverged learning rate is left out
+    for ax in (loss_ax, eval_ax):  # the best, chosen on validation, is starred on both
+        star = next(ln for ln in ax.lines if ln.get_marker() == "*")
+        assert star.get_xdata()[0] == pytest.approx(res.best_learning_rate)
+    assert len(eval_ax.collections) == (1 if seeds else 0)  # the band over seeds
+
+
+def test_eval_curves_are_the_best_configurations_evaluations(tmp_path):
+    res = _evaluated()
+    fig = plots.eval_curves(res, top=2, path=tmp_path / "e.png", ylabel="val accuracy")
+    assert_real_png(tmp_path / "e.png")
+    ax = fig.axes[0]
+    curves = [ln for ln in ax.lines if not ln.get_label().startswith("_")]
+    best = res.ranking()[:2]
+    assert [ln.get_label() for ln in curves] == [f"lr={res.learning_rates[i]:.3g}" for (i,) in best]
+    np.testing.assert_array_equal(curves[0].get_xdata(), res.eval_steps)
+    np.testing.assert_array_equal(curves[0].get_ydata(), res.evals[best[0]])
+    # each curve's best evaluation is circled
+    circles = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    assert len(circles) == 2 and circles[0].get_ydata()[0] == res.best_evals[best[0]]
+    assert ax.get_ylabel() == "val accuracy (higher is better)"
+
+
+def test_eval_curves_average_seeds_and_refuse_bad_input():
+    res = _evaluated(2)
+    ax = plots.eval_curves(res, top=1).axes[0]
+    (i,) = res.ranking()[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), res.evals[i].mean(axis=0), rtol=1e-6)
+    assert len(ax.collections) == 1  # the band over seeds
+    with pytest.raises(jol.InputError, match="`result` has no evaluations"):
+        plots.eval_curves(_sweep())
+    with pytest.raises(TypeError, match="`result` must be a SweepResult"):
+        plots.eval_curves({"a": [1, 2]})
+    for top in (0, 1.5, True):
+        with pytest.raises(jol.InputError, match="`top`"):
+            plots.eval_curves(res, top=top)
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_lr_find_draws_curves_suggestion_band_and_blowup(tmp_path, seeds):
+    prob = P.logistic_regression()
+    found = jol.lr_find(jol.sgd, lambda p: prob.loss(p, prob.train), None, 1e-3, 1e4, 60,
+                        seeds=seeds, init_fn=prob.init_params, smoothing=0.7)  # fmt: skip
+    assert (found.blowup_step >= 0).all()  # plain SGD blows up well before lr 1e4
+    fig = plots.lr_find(found, path=tmp_path / "f.png", title="range test")
+    assert_real_png(tmp_path / "f.png")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_title() == "range test"
+    labelled = {ln.get_label(): ln for ln in ax.lines}
+    np.testing.assert_array_equal(labelled[next(k for k in labelled if k.startswith("smoothed"))]
+                                  .get_ydata(), found.smoothed[0])  # fmt: skip
+    suggestion = labelled[f"suggestion {found.suggestion:.3g}"]
+    assert suggestion.get_xdata()[0] == found.suggestion
+    crosses = labelled[f"blow-up ({seeds})"]
+    np.testing.assert_allclose(crosses.get_xdata(), found.blowup_lr)
+    # the band of the seeds' suggestions, when they differ
+    low, high = found.spread
+    assert len(ax.patches) == (1 if seeds > 1 and high > low else 0)
+    # framed on the losses before the blow-ups
+    before = np.concatenate(
+        [row[:stop] for row, stop in zip(found.losses, found.blowup_step, strict=True)]
+    )
+    assert ax.get_ylim()[1] == pytest.approx(before.max() * 1.3, rel=1e-6)
+    with pytest.raises(TypeError, match="`result` must be an LRFindResult"):
+        plots.lr_find(_sweep())

@@ -349,12 +349,12 @@ EXPECTED_PARAM_SHAPES = {
         "dense": {"w": (512, 10), "b": (10,)},
     },
 }
-EXPECTED_X_SHAPES = {  # (train, test)
-    "linear_regression": ((100, 1), None),
-    "logistic_regression": ((270, 64), (90, 64)),
-    "xor": ((4, 2), None),
-    "digits_mlp": ((1347, 64), (450, 64)),
-    "digits_cnn": ((1347, 8, 8, 1), (450, 8, 8, 1)),
+EXPECTED_X_SHAPES = {  # (train, validation, test)
+    "linear_regression": ((100, 1), None, None),
+    "logistic_regression": ((216, 64), (54, 64), (90, 64)),
+    "xor": ((4, 2), None, None),
+    "digits_mlp": ((1077, 64), (270, 64), (450, 64)),
+    "digits_cnn": ((1077, 8, 8, 1), (270, 8, 8, 1), (450, 8, 8, 1)),
 }
 
 
@@ -366,18 +366,19 @@ def test_data_registry():
 def test_data_shapes_and_dtypes(name):
     p = make_problem(name)
     assert isinstance(p, problems.DataProblem) and p.name == name
-    train_shape, test_shape = EXPECTED_X_SHAPES[name]
+    train_shape, validation_shape, test_shape = EXPECTED_X_SHAPES[name]
     assert p.train["x"].shape == train_shape and p.train["x"].dtype == jnp.float32
     assert p.train["y"].shape == train_shape[:1]
     y_dtype = jnp.float32 if name == "linear_regression" else jnp.int32
     assert p.train["y"].dtype == y_dtype
-    if test_shape is None:
-        assert p.test is None
-    else:
-        assert p.test["x"].shape == test_shape and p.test["x"].dtype == jnp.float32
-        assert p.test["y"].shape == test_shape[:1] and p.test["y"].dtype == jnp.int32
+    for data, shape in ((p.validation, validation_shape), (p.test, test_shape)):
+        if shape is None:
+            assert data is None
+        else:
+            assert data["x"].shape == shape and data["x"].dtype == jnp.float32
+            assert data["y"].shape == shape[:1] and data["y"].dtype == jnp.int32
     if name.startswith("digits") or name == "logistic_regression":
-        for data in (p.train, p.test):
+        for data in (p.train, p.validation, p.test):
             assert float(data["x"].min()) >= 0.0 and float(data["x"].max()) <= 1.0
     assert p.metric_name == ("mse" if name == "linear_regression" else "accuracy")
 
@@ -402,12 +403,12 @@ def test_loss_grad_jit_metric(name):
     params = p.init_params(jax.random.key(0))
 
     @jax.jit
-    def evaluate(params, train, test):
+    def evaluate(params, train, validation, test):
         value, grads = jax.value_and_grad(p.loss)(params, train)
-        metrics = [p.metric(params, d) for d in (train, test) if d is not None]
+        metrics = [p.metric(params, d) for d in (train, validation, test) if d is not None]
         return value, grads, metrics, p.predict(params, train["x"])
 
-    value, grads, metrics, pred = evaluate(params, p.train, p.test)
+    value, grads, metrics, pred = evaluate(params, p.train, p.validation, p.test)
     assert value.shape == () and value.dtype == jnp.float32 and bool(jnp.isfinite(value))
     assert jax.tree.structure(grads) == jax.tree.structure(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
@@ -453,20 +454,37 @@ def test_linear_regression_least_squares_recovers_coefficients():
     assert not np.array_equal(q.train["x"], p.train["x"])
 
 
+def _rows(*parts) -> np.ndarray:
+    """Each example of ``parts`` as one row (features, then label), sorted."""
+    rows = np.concatenate(
+        [np.column_stack([np.asarray(d["x"]).reshape(len(d["y"]), -1), d["y"]]) for d in parts]
+    )
+    return rows[np.lexsort(rows.T[::-1])]
+
+
 def test_digits_split_is_stratified_and_shared_between_mlp_and_cnn():
     mlp, cnn = make_problem("digits_mlp"), make_problem("digits_cnn")
-    assert np.array_equal(np.asarray(mlp.train["x"]).reshape(-1, 8, 8, 1), cnn.train["x"])
-    assert np.array_equal(mlp.test["y"], cnn.test["y"])
-    counts_tr = np.bincount(np.asarray(mlp.train["y"]), minlength=10)
-    counts_te = np.bincount(np.asarray(mlp.test["y"]), minlength=10)
-    frac = counts_te / (counts_tr + counts_te)
-    assert np.all(np.abs(frac - 0.25) < 0.01)
+    for part in ("train", "validation", "test"):
+        mine, theirs = getattr(mlp, part), getattr(cnn, part)
+        assert np.array_equal(np.asarray(mine["x"]).reshape(-1, 8, 8, 1), theirs["x"])
+        assert np.array_equal(mine["y"], theirs["y"])
+    counts = {
+        part: np.bincount(np.asarray(getattr(mlp, part)["y"]), minlength=10)
+        for part in ("train", "validation", "test")
+    }
+    total = sum(counts.values())
+    assert np.all(np.abs(counts["test"] / total - 0.25) < 0.01)
+    # validation: 20% of what the test set leaves, class by class (to one example)
+    rest = counts["train"] + counts["validation"]
+    assert np.all(np.abs(counts["validation"] - 0.2 * rest) <= 1)
+    # the three parts are the whole data set, each example in exactly one of them
+    x, y = problems._digits()
+    assert np.array_equal(_rows(mlp.train, mlp.validation, mlp.test), _rows({"x": x, "y": y}))
     # another seed gives another split of the same data
     other = problems.digits_mlp(seed=1)
     assert not np.array_equal(other.train["y"], mlp.train["y"])
-    assert sorted(np.concatenate([other.train["y"], other.test["y"]]).tolist()) == sorted(
-        np.concatenate([mlp.train["y"], mlp.test["y"]]).tolist()
-    )
+    assert not np.array_equal(other.validation["y"], mlp.validation["y"])
+    assert np.array_equal(_rows(other.train, other.validation, other.test), _rows({"x": x, "y": y}))
     # the raw data are loaded once
     before = problems._digits.cache_info()
     problems.digits_mlp(seed=2)
@@ -475,9 +493,58 @@ def test_digits_split_is_stratified_and_shared_between_mlp_and_cnn():
     assert after.misses == before.misses
 
 
+def test_the_test_set_is_the_one_before_validation_existed():
+    """The validation set comes out of the old training part: the test set, and so every
+    test number measured before, is unchanged, and train + validation is the old train."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = problems._digits()
+    for seed in (0, 3):
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            x, y, test_size=0.25, stratify=y, random_state=seed
+        )
+        p = problems.digits_mlp(seed=seed)
+        assert np.array_equal(p.test["x"], x_te) and np.array_equal(p.test["y"], y_te)
+        old = {"x": x_tr, "y": y_tr}
+        assert np.array_equal(_rows(p.train, p.validation), _rows(old))
+        whole = problems.digits_mlp(seed=seed, validation_fraction=0)
+        assert whole.validation is None and np.array_equal(whole.train["x"], x_tr)
+
+
+def test_the_split_is_deterministic():
+    a, b = problems.digits_mlp(), problems.digits_mlp()
+    for part in ("train", "validation", "test"):
+        assert np.array_equal(getattr(a, part)["x"], getattr(b, part)["x"])
+        assert np.array_equal(getattr(a, part)["y"], getattr(b, part)["y"])
+    lr = problems.logistic_regression((3, 8), seed=1, validation_fraction=0.5)
+    # half of the old training part (267 examples), the odd one to validation (rounded up)
+    assert (len(lr.train["y"]), len(lr.validation["y"])) == (133, 134)
+    assert np.array_equal(
+        lr.validation["y"], problems.logistic_regression((3, 8), 1, 0.5).validation["y"]
+    )
+
+
+def test_data_problem_records_without_validation_still_work():
+    p = make_problem("xor")
+    old_style = problems.DataProblem(*p[:8])  # the eight fields of before, positionally
+    assert old_style.validation is None and old_style.metric_name == "accuracy"
+    assert problems.DataProblem._fields[-1] == "validation"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(1.0, ValueError), (-0.1, ValueError), (float("nan"), ValueError), ("0.2", TypeError),
+     (True, TypeError), (0.001, ValueError)],
+)  # fmt: skip
+def test_bad_validation_fraction_is_named(value, error):
+    with pytest.raises(error, match="validation_fraction") as info:
+        problems.logistic_regression(validation_fraction=value)  # 0.001: 1 of 270, 2 classes
+    assert isinstance(info.value, jol.InputError)
+
+
 def test_logistic_regression_classes():
     p = problems.logistic_regression((3, 8), seed=1)
-    y = np.concatenate([p.train["y"], p.test["y"]])
+    y = np.concatenate([p.train["y"], p.validation["y"], p.test["y"]])
     assert set(y.tolist()) == {0, 1}
     with pytest.raises(ValueError, match="digits"):
         problems.logistic_regression((3, 3))
