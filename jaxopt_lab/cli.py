@@ -144,7 +144,7 @@ def run_sweep(args: argparse.Namespace, optimizer: str, problem: Any, checkpoint
     for flag in ("steps", "epochs", "batch_size", "seeds", "chunk_size", "vmap_width"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
     common = dict(chunk_size=args.chunk_size, vmap_width=args.vmap_width, checkpoint_dir=checkpoint_dir,
-                  progress=progress)  # fmt: skip
+                  progress=progress, **pruning(args))  # fmt: skip
     if isinstance(problem, TestFunction):
         if args.epochs is not None or args.batch_size is not None or args.seeds is not None:
             raise UsageError(
@@ -172,6 +172,24 @@ def run_sweep(args: argparse.Namespace, optimizer: str, problem: Any, checkpoint
                      batch_size=batch, epochs=args.epochs or 10, seeds=args.seeds, **common)  # fmt: skip
 
 
+def pruning(args: argparse.Namespace) -> dict[str, Any]:
+    """``--prune halving --eta E --min-steps M``: the sweep's ``prune`` option (empty
+    without, and for commands that have no such flags)."""
+    import jaxopt_lab as jol
+
+    method = getattr(args, "prune", None)
+    if method in (None, "none"):
+        for flag in ("eta", "min_steps"):
+            if getattr(args, flag, None) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs --prune halving")
+        return {}
+    eta = 3 if args.eta is None else args.eta
+    if eta < 2:
+        raise UsageError(f"--eta must be at least 2, got {eta}")
+    _positive("--min-steps", args.min_steps)
+    return {"prune": jol.successive_halving(eta=eta, min_steps=args.min_steps)}
+
+
 def evaluation(args: argparse.Namespace, problem: Any, default_every: int) -> dict[str, Any]:
     """The sweep's options that evaluate every member on ``problem``'s validation set,
     every ``--eval-every`` steps (default ``default_every``: a tenth of the steps in full
@@ -184,6 +202,8 @@ def evaluation(args: argparse.Namespace, problem: Any, default_every: int) -> di
         if every is not None:
             raise UsageError(f"{args.problem} has no validation set to evaluate on (--eval-every)")
         return {}
+    if every is None and getattr(args, "prune", None) == "halving":
+        default_every = None  # every rung: the sweep's default with pruning
     return dict(eval_fn=problem.metric, eval_data=problem.validation, eval_every=every or default_every,
                 eval_mode="max" if problem.metric_name == "accuracy" else "min")  # fmt: skip
 
@@ -250,6 +270,10 @@ def sweep_table(result: Any, problem: Any, test: Any = None) -> str:
         if values is not None:
             header.append(f"{name} {problem.metric_name}")
             columns.append([f"{m:.4f}" for m in values])
+    if (result.pruned_at >= 0).any():  # the rung each configuration stopped at
+        at = result.pruned_at.max(-1) if seeds else result.pruned_at
+        header.append("pruned at")
+        columns.append([str(int(a)) if a >= 0 else "-" for a in at])
     widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(header, columns, strict=True)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines += [
@@ -326,6 +350,11 @@ def sweep_command(args: argparse.Namespace) -> int:
     print(
         f"{args.optimizer} on {args.problem}: {members} members, {result.losses.shape[-1]} steps each, {seconds:.1f} s"
     )
+    if result.config.get("prune"):
+        full = members * result.losses.shape[-1]
+        rungs = ", ".join(f"{k} after {s}" for s, k in result.config["prune"]["rungs"])
+        print(f"successive halving (eta {result.config['prune']['eta']}): kept {rungs} steps; "
+              f"{result.member_steps} member-steps run, {result.member_steps / full:.0%} of the grid's {full}")  # fmt: skip
     selection = _selection_line(result, problem)
     if selection:
         print(selection)
@@ -736,6 +765,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reuse the chunks an interrupted run left in OUT/checkpoints",
     )
+    p.add_argument("--prune", choices=("none", "halving"), default="none",
+                   help="halving: successive halving, only the best 1/eta of the learning rates go on at "
+                        "each rung (default none: every one runs to the end)")  # fmt: skip
+    p.add_argument("--eta", type=int, default=None,
+                   help="with --prune halving: the reduction factor (default 3)")  # fmt: skip
+    p.add_argument("--min-steps", type=int, default=None,
+                   help="with --prune halving: the first rung, in steps (default: the rungs that leave one)")  # fmt: skip
     p.set_defaults(func=sweep_command)
 
     p = sub.add_parser("compare", help="several optimizers, each at its best learning rate",

@@ -86,6 +86,18 @@ def _mark_best(ax: Any, lrs: np.ndarray, kept: np.ndarray, k: int, c: int) -> No
             label=f"best lr {lrs[k]:.3g}", zorder=5)  # fmt: skip
 
 
+def _mark_pruned(ax: Any, lrs: np.ndarray, kept: np.ndarray, pruned: np.ndarray) -> None:
+    """Hollow grey rings on the configurations successive halving stopped early: their
+    value is the one they reached at their rung, not after every step."""
+    rows, cols = np.nonzero(pruned.any(axis=2))
+    if rows.size:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = np.nanmean(kept[rows, cols], axis=-1)
+        ax.plot(lrs[rows], values, "o", markersize=8, markerfacecolor="none", color="0.45",
+                label=f"pruned at a rung ({rows.size})", zorder=4)  # fmt: skip
+
+
 def _eval_axis_label(result: Any, label: str | None) -> str:
     better = "higher" if result.config.get("eval_mode") == "max" else "lower"
     return f"{label or 'best evaluation'} ({better} is better)"
@@ -102,8 +114,9 @@ def lr_sensitivity(
 
     One line per combination of the other hyperparameters: the mean over seeds, with
     the band from the lowest to the highest seed when there are several. Diverged
-    members are red crosses along the top edge; the best learning rate (``best_index``)
-    is a dashed line and a star. When the sweep evaluated (``result.evals``), a second
+    members are red crosses along the top edge; configurations stopped by successive
+    halving are ringed (their value is the one at their rung); the best learning rate
+    (``best_index``) is a dashed line and a star. When the sweep evaluated (``result.evals``), a second
     panel below shows each configuration's best evaluation (``best_evals``, mean and
     range over seeds; diverged members left out), on which the best learning rate was
     chosen; ``eval_label`` names it on the axis (default "best evaluation"). Without
@@ -127,10 +140,14 @@ def lr_sensitivity(
                 transform=ax.get_xaxis_transform(), label=f"diverged ({rows.size})", clip_on=False)  # fmt: skip
     ax.set_xscale("log")
     _log_scale_if_positive(ax, kept)
+    at = np.broadcast_to(np.asarray(getattr(result, "pruned_at", -1)), np.shape(result.diverged))
+    pruned, _ = _config_matrix(result, at >= 0)
+    _mark_pruned(ax, lrs, kept, pruned)
     if evals is not None:
         best_evals, _ = _config_matrix(result, np.asarray(result.best_evals, float))
         kept_evals = np.where(diverged, np.nan, best_evals)
         _mean_and_band(axes[1], lrs, kept_evals, labels, eval_label or "best evaluation")
+        _mark_pruned(axes[1], lrs, kept_evals, pruned)
         if result.config.get("eval_mode") != "max":  # a validation loss: log when positive
             _log_scale_if_positive(axes[1], kept_evals)
         axes[1].set_ylabel(_eval_axis_label(result, eval_label))
@@ -163,16 +180,29 @@ def _config_label(result: Any, idx: tuple[int, ...]) -> str:
     )
 
 
+def _curve_label(result: Any, idx: tuple[int, ...]) -> str:
+    """A configuration's label, with the rung where successive halving stopped it."""
+    label = _config_label(result, idx)
+    at = np.asarray(getattr(result, "pruned_at", -1))
+    at = at[idx].max() if at.ndim else at
+    return label if at < 0 else f"{label} (pruned at {int(at)})"
+
+
 def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
     """The ``top`` configurations by final loss (mean over seeds, never diverged), each
     as its mean loss curve over seeds."""
     curves = {}
     for idx in result.ranking()[:top]:
         losses = result.losses[idx]
-        curves[_config_label(result, idx)] = (
-            losses.mean(axis=0) if "seed" in result.axes else losses
-        )
+        curves[_curve_label(result, idx)] = losses.mean(axis=0) if "seed" in result.axes else losses
     return curves
+
+
+def _mark_stop(ax: Any, curve: np.ndarray) -> None:
+    """An ``x`` where a curve stops early (NaN after it: a member pruned at a rung)."""
+    finite = np.flatnonzero(np.isfinite(curve))
+    if finite.size and finite[-1] < curve.size - 1 and np.isnan(curve[finite[-1] + 1 :]).all():
+        ax.plot(finite[-1], curve[finite[-1]], "x", color="0.3", markersize=7)
 
 
 def loss_curves(
@@ -188,7 +218,8 @@ def loss_curves(
 
     ``curves`` is a :class:`jaxopt_lab.SweepResult`, whose ``top`` best configurations
     are drawn (mean over seeds), or a mapping ``label -> (steps,) losses``; every second
-    curve is dashed, so curves that coincide both show. ``smooth``: a
+    curve is dashed, so curves that coincide both show. A curve that stops early (a
+    configuration pruned by successive halving: NaN after its rung) ends in an ``x``. ``smooth``: a
     window of steps to average over (mini-batch losses are noisy; one epoch is a good
     window), drawn over the raw curve, which stays faint.
     """
@@ -221,6 +252,7 @@ def loss_curves(
             )
         else:
             ax.plot(np.arange(curve.size), curve, style, label=label, linewidth=1.4)
+        _mark_stop(ax, curve)
     if everything:
         _log_scale_if_positive(ax, np.concatenate(everything))
     ax.set_xlabel(xlabel)
@@ -265,7 +297,7 @@ def eval_curves(
             mean = np.nanmean(evals, axis=0)
             low, high = np.nanmin(evals, axis=0), np.nanmax(evals, axis=0)
         style = ("-", "--")[i % 2]  # curves that coincide stay visible
-        (line,) = ax.plot(steps, mean, style, marker=".", label=_config_label(result, idx))
+        (line,) = ax.plot(steps, mean, style, marker=".", label=_curve_label(result, idx))
         if evals.shape[0] > 1:
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
         if np.isfinite(mean).any():

@@ -275,6 +275,22 @@ def test_sweep_evaluates_every_eval_every_steps_and_every_epoch(tmp_path, capsys
     assert (tmp_path / "b" / "eval_curves.png").exists()
 
 
+def test_sweep_with_successive_halving_reports_what_ran(tmp_path, capsys):
+    grid = ["--problem", "logistic_regression", "--num-lrs", "9", "--steps", "27"]
+    code, out, _ = run_main(capsys, "sweep", *grid, "--prune", "halving", "--eta", "3",
+                            "--min-steps", "3", "--out", str(tmp_path))  # fmt: skip
+    assert code == 0
+    assert (
+        "successive halving (eta 3): kept 3 after 3, 1 after 9 steps; 63 member-steps run, 26% of the grid's 243"
+        in out
+    )
+    res = jol.SweepResult.load(tmp_path / "sweep.npz")
+    np.testing.assert_array_equal(res.eval_steps, np.arange(3, 28, 3))  # every rung: every 3
+    rows = table_rows(out, "lr")
+    assert [r[-1] for r in rows] == [str(a) if a >= 0 else "-" for a in res.pruned_at]
+    assert sorted(res.pruned_at.tolist()).count(-1) == 1 and res.member_steps == 63
+
+
 def test_compare_on_a_data_problem_shows_the_validation_metric(tmp_path, capsys):
     code, out, _ = run_main(capsys, "compare", "--problem", "logistic_regression", "--optimizers",
                             "sgd,adam", "--steps", "20", "--num-lrs", "3", "--out", str(tmp_path))  # fmt: skip
@@ -326,6 +342,11 @@ def test_lr_find_on_a_quadratic_stays_below_the_stability_limit(tmp_path, capsys
         (["lr-find", "--problem", "rosenbrock", "--seeds", "2"], "takes no --seeds"),
         (["lr-find", "--problem", "nope"], "unknown problem 'nope'"),
         (["lr-find", "--optimizer", "adamz"], "unknown optimizer 'adamz'"),
+        (["sweep", "--prune", "halving", "--eta", "1"], "--eta must be at least 2"),
+        (["sweep", "--eta", "3"], "--eta needs --prune halving"),
+        (["sweep", "--min-steps", "3"], "--min-steps needs --prune halving"),
+        (["sweep", "--prune", "halving", "--min-steps", "300"], "`min_steps` (300) must be less"),
+        (["sweep", "--prune", "halving", "--min-steps", "0"], "--min-steps must be at least 1"),
     ],
 )
 def test_new_options_refuse_bad_input_in_one_line(tmp_path, capsys, args, message):

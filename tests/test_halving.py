@@ -73,6 +73,8 @@ def test_rungs_follow_min_steps_times_eta_powers():
     # default: the rungs that leave one configuration of 81 (243 / 3**4)
     assert jol.successive_halving().rungs(243, 81) == ((3, 27), (9, 9), (27, 3), (81, 1))
     assert halving.default_min_steps(10, 1000, 3) == 1
+    # 300 steps, 32 configurations: rungs 12, 36, 108 (not 11, 33, 99, 297)
+    assert jol.successive_halving().rungs(300, 32) == ((12, 11), (36, 4), (108, 2))
 
 
 def test_survivors_equal_their_unpruned_runs_bit_for_bit(rosen_pair):

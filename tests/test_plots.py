@@ -213,3 +213,28 @@ def test_lr_find_draws_curves_suggestion_band_and_blowup(tmp_path, seeds):
     assert ax.get_ylim()[1] == pytest.approx(before.max() * 1.3, rel=1e-6)
     with pytest.raises(TypeError, match="`result` must be an LRFindResult"):
         plots.lr_find(_sweep())
+
+
+def test_pruned_members_are_drawn_up_to_their_rung(tmp_path):
+    rosen = P.rosenbrock()
+    res = jol.sweep(jol.adam, rosen.fn, rosen.x0, np.logspace(-4, -1, 9), 36, eval_fn=rosen.fn,
+                    prune=jol.successive_halving(eta=3, min_steps=4))  # fmt: skip
+    fig = plots.loss_curves(res, top=4, path=tmp_path / "c.png")
+    assert_real_png(tmp_path / "c.png")
+    ax = fig.axes[0]
+    labels = [ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")]
+    ranked = res.ranking()[:4]
+    pruned = [res.pruned_at[i] for i in ranked]
+    assert pruned[0] == -1 and pruned[-1] >= 0  # the survivor first, the rest by rung
+    assert [lab.endswith(f"(pruned at {p})") for lab, p in zip(labels, pruned, strict=True)] == [
+        p >= 0 for p in pruned
+    ]
+    stops = [ln for ln in ax.lines if ln.get_marker() == "x"]
+    assert len(stops) == sum(p >= 0 for p in pruned)
+    assert sorted(int(ln.get_xdata()[0]) for ln in stops) == sorted(p - 1 for p in pruned if p >= 0)
+    fig = plots.lr_sensitivity(res, path=tmp_path / "s.png")
+    for ax in fig.axes:  # the loss panel and the evaluation panel
+        ring = next(ln for ln in ax.lines if ln.get_label().startswith("pruned at a rung"))
+        assert len(ring.get_xdata()) == (res.pruned_at >= 0).sum()
+    fig = plots.eval_curves(res, top=3)
+    assert sum("(pruned at" in ln.get_label() for ln in fig.axes[0].lines) == 2

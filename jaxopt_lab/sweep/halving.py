@@ -85,12 +85,10 @@ class SuccessiveHalving:
 
 
 def default_min_steps(steps: int, configs: int, eta: int) -> int:
-    """``steps // eta**n`` with ``n`` the rungs that leave one configuration of
-    ``configs`` (at least one rung, and at least one step)."""
+    """``ceil(steps / eta**n)`` with ``n`` the rungs that leave one configuration of
+    ``configs`` (at least one): the last rung then comes at about ``steps / eta``."""
     n = max(1, math.floor(math.log(max(configs, 1)) / math.log(eta) + 1e-9))
-    while n > 1 and steps // eta**n < 1:
-        n -= 1
-    return steps // eta**n
+    return -(-steps // eta**n)
 
 
 def successive_halving(eta: int = 3, min_steps: int | None = None) -> SuccessiveHalving:
@@ -106,8 +104,8 @@ def successive_halving(eta: int = 3, min_steps: int | None = None) -> Successive
       eta: the reduction factor, an int >= 2: a rung keeps ``1/eta`` of the
         configurations and the next rung comes ``eta`` times later.
       min_steps: the first rung, in steps (< the sweep's ``steps``). Default:
-        ``steps // eta**n`` with ``n = floor(log_eta(configurations))``, the rungs that
-        leave one configuration.
+        ``ceil(steps / eta**n)`` with ``n = floor(log_eta(configurations))``, the rungs
+        that leave one configuration, the last at about ``steps / eta``.
 
     References: K. Jamieson and A. Talwalkar, "Non-stochastic best arm identification
     and hyperparameter optimization", AISTATS 2016; L. Li et al., "Hyperband: a novel
