@@ -61,7 +61,8 @@ def run(name, params=x0, **kw):
         diverged=res.diverged,
         diverged_at=res.diverged_at,
         chunks=res.config["chunks"],
-        chunks_resumed=res.config["chunks_resumed"],
+        chunks_resumed=res.config.get("chunks_resumed", -1),
+        pruned_at=res.pruned_at,
     )
 
 
@@ -72,6 +73,8 @@ chunked = dict(params=local_x0, divergence_threshold=1e3, chunk_size=8, vmap_wid
 run("private", checkpoint_dir="ckpt", **chunked)  # relative: a folder per process (its cwd)
 run("shared", checkpoint_dir=shared, **chunked)
 run("resumed", checkpoint_dir=shared, **chunked)
+# successive halving: survivors repacked over the devices of both processes
+run("pruned", divergence_threshold=1e3, vmap_width=1, prune=jol.successive_halving(3, 20))
 """
 
 
@@ -166,3 +169,12 @@ def test_every_process_resumes_from_the_shared_folder(runs):
     for name in ("p0", "p1", "s8", "s1"):
         assert int(np.load(runs[name] / "shared.npz")["chunks_resumed"]) == 0, name
         assert int(np.load(runs[name] / "resumed.npz")["chunks_resumed"]) == 2, name
+
+
+def test_a_pruned_sweep_gives_every_process_the_single_process_numbers(runs):
+    results = {name: np.load(runs[name] / "pruned.npz") for name in ("p0", "p1", "s8", "s1")}
+    ref = results["s1"]
+    assert (ref["pruned_at"] >= 0).any() and (ref["pruned_at"] == -1).any()
+    for name in ("p0", "p1", "s8"):
+        for key in ("losses", "grad_norms", "params", "diverged_at", "pruned_at"):
+            np.testing.assert_array_equal(results[name][key], ref[key], err_msg=f"{name} {key}")
