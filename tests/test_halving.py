@@ -41,6 +41,9 @@ def _assert_prefixes(pruned: jol.SweepResult, full: jol.SweepResult) -> None:
     """Survivors equal their unpruned runs; a pruned member's history equals the
     unpruned one up to its rung and is NaN after it."""
     surv = pruned.pruned_at < 0
+    for a, b in zip(jax.tree.leaves((pruned.losses, pruned.params, pruned.evals, pruned.state)),
+                    jax.tree.leaves((full.losses, full.params, full.evals, full.state)), strict=True):  # fmt: skip
+        assert a.dtype == b.dtype and a.shape == b.shape
     assert _equal(_rows((pruned.params, pruned.losses, pruned.grad_norms), surv),
                   _rows((full.params, full.losses, full.grad_norms), surv))  # fmt: skip
     if full.evals is not None:

@@ -156,7 +156,10 @@ def _empty_book(plan) -> Book:
         return np.zeros((m,) + tuple(s.shape), s.dtype)
 
     nan = np.full((m, steps), np.nan, plan.loss_dtype)
-    evals = None if plan.eval_steps is None else np.full((m, plan.eval_steps.size), np.nan)
+    float_dtype = jax.dtypes.canonicalize_dtype(np.float64)  # an evaluation's, as unpruned
+    evals = (
+        None if plan.eval_steps is None else np.full((m, plan.eval_steps.size), np.nan, float_dtype)
+    )
     return Book(jax.tree.map(zeros, like_params), [zeros(s) for s in jax.tree.leaves(like_state)],
                 nan, nan.copy(), evals, np.full(m, -1, np.int64), np.full(m, -1, np.int64),
                 np.zeros(m, np.int64), np.zeros((), np.int64), np.zeros(0, bool))  # fmt: skip
