@@ -16,7 +16,8 @@ from typing import Sequence
 
 from benchmarks import _report as R
 
-SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "quasi_newton")
+# quasi_newton last: it turns on float64 (jax_enable_x64) for the rest of the process
+SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "tuning", "quasi_newton")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

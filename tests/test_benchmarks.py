@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "quasi_newton")
+SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "tuning", "quasi_newton")
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,46 @@ def test_update_throughput_times_every_library_with_spread_and_compile_apart(qui
             assert 0 < t["min"] <= t["median"] <= t["max"]
             assert 0 < info["fraction_of_copy_bandwidth"]
     assert len(_stats(result, [])) > 20
+
+
+def test_tuning_compares_grid_and_optuna_on_one_compile_per_method():
+    """benchmarks/tuning.py on a tiny budget (digits MLP, K=3, 3 segments of 3 steps, and
+    fine: 9 segments of 1 step): every method reports what it chose on validation and its
+    test accuracy, Optuna's later trials compile nothing, its segmented runs (coarse and
+    fine) give the grid member's validation history, and the goals are checked for each
+    pairing of granularities."""
+    pytest.importorskip("optuna")  # the `bench` extra; CI installs only `test`
+    from benchmarks import _report as R
+    from benchmarks import tuning
+
+    record = tuning.run(quick=True, problems=["digits_mlp"], ks=[3], segments=3,
+                        segment_steps=3, repeats=1)  # fmt: skip
+    sec = record["problems"]["digits_mlp"]
+    rows = sec["variants"]
+    pruned = ["optuna"] + ["halving"] * tuning.has_halving()
+    want = {"grid K=3"} | {f"{m} K=3 ({n}-step rungs)" for m in pruned for n in (3, 1)}
+    assert set(rows) == want
+    for row in rows.values():
+        assert 0 <= row["best_validation"] <= 1 and 0 <= row["test_accuracy"] <= 1
+        assert 1e-4 <= row["learning_rate"] <= 1.0
+        assert 0 < row["member_steps"] <= 3 * 9 and row["first_call_s"] >= row["compile_s"] > 0
+    assert rows["grid K=3"]["member_steps"] == 3 * 9
+    for n in (3, 1):
+        optuna = rows[f"optuna K=3 ({n}-step rungs)"]
+        assert optuna["segment_steps"] == n and optuna["segments"] == 9 // n
+        assert optuna["member_steps"] == n * optuna["segments_run"]
+        compiles = optuna["first_call_xla_compiles_in_trials"]
+        assert compiles["trial_0"]["train"] == 1 and compiles["later_trials_count"] == 2
+        assert sum(compiles["later_trials"].values()) == 0  # the learning rate is data
+    for check in (sec["check"], sec["check_fine"]):
+        assert check["max_abs_diff_validation_accuracy"] <= 1 / sec["validation_rows"]
+    assert len(sec["check_fine"]["segmented_run_validation"]) == 9
+    pairs = sec["goals"]["3"]["optuna_vs_halving"]
+    if tuning.has_halving():
+        assert [(p["halving"], p["optuna"], p["like_for_like"]) for p in pairs] == [
+            ("fine", "fine", True), ("coarse", "coarse", True),
+            ("fine", "coarse", False), ("coarse", "fine", False),
+        ]  # fmt: skip
+        assert set(sec["goals"]["3"]["halving_vs_grid"]) == {"coarse", "fine"}
+    md = R.render(record)
+    assert "| optuna K=3 (1-step rungs) |" in md and "| grid K=3 |" in md
