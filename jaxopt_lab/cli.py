@@ -551,11 +551,8 @@ def run_lr_find(args: argparse.Namespace, problem: Any) -> Any:
         raise UsageError(f"--steps must be at least 2, got {args.steps}")
     for flag in ("seeds", "batch_size"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
-    # the moving average spans about 1 / (1 - smoothing) steps: by default a twentieth of
-    # the ramp (a third of a decade on the default one), so that it follows the curve
-    # instead of lagging it by decades of learning rate
-    smoothing = max(0.0, 1.0 - 20.0 / args.steps) if args.smoothing is None else args.smoothing
-    if not 0 <= smoothing < 1:
+    smoothing = args.smoothing  # default: lr_find's, a twentieth of the ramp
+    if smoothing is not None and not 0 <= smoothing < 1:
         raise UsageError(f"--smoothing must be in [0, 1), got {smoothing:g}")
     common = dict(lr_min=args.lr_min, lr_max=args.lr_max, steps=args.steps, smoothing=smoothing)
     if isinstance(problem, TestFunction):

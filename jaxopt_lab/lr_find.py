@@ -135,6 +135,11 @@ def _ramps(params, keys, data, lr_min, lr_max, *, make_optimizer, loss_fn, steps
     return jax.vmap(one)(params, keys)
 
 
+def default_smoothing(steps: int) -> float:
+    """``1 - 20 / steps`` (at least 0): a moving average over a twentieth of the ramp."""
+    return max(0.0, 1.0 - 20.0 / steps)
+
+
 def lr_find(
     make_optimizer: Callable[..., Any],
     loss_fn: Callable[..., Any],
@@ -148,7 +153,7 @@ def lr_find(
     key: Any = 0,
     data: Any = None,
     batch_size: int | None = None,
-    smoothing: float = 0.98,
+    smoothing: float | None = None,
     has_aux: bool = False,
 ) -> LRFindResult:
     """Run the learning-rate range test (see the module docstring) with ``seeds``
@@ -164,7 +169,11 @@ def lr_find(
       seeds: how many runs; seed ``s`` uses ``fold_in(key, s)`` to draw its params
         (``init_fn``) and its mini-batch order.
       data, batch_size: mini-batches, shuffled every epoch as in :func:`jaxopt_lab.fit`.
-      smoothing: the moving average's weight on the past (0 = no smoothing).
+      smoothing: the moving average's weight on the past (0 = no smoothing); it spans
+        about ``1 / (1 - smoothing)`` steps. Default ``1 - 20 / steps`` (0 below 20
+        steps): a twentieth of the ramp, so that it follows the curve instead of
+        lagging it by decades of learning rate (0.98 over 200 steps lags so far that a
+        saturating loss never reaches the blow-up test).
 
     Example::
 
@@ -178,7 +187,9 @@ def lr_find(
     lr_min, lr_max = check_real("lr_min", lr_min), check_real("lr_max", lr_max)
     if not 0 < lr_min < lr_max:
         raise InputValueError(f"`lr_min` must be > 0 and < `lr_max`, got {lr_min} and {lr_max}.")
-    smoothing = check_real("smoothing", smoothing)
+    smoothing = (
+        default_smoothing(steps) if smoothing is None else check_real("smoothing", smoothing)
+    )
     if not 0 <= smoothing < 1:
         raise InputValueError(f"`smoothing` must be in [0, 1), got {smoothing}.")
     base_key = check_key(key)

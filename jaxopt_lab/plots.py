@@ -198,11 +198,11 @@ def _top_curves(result: Any, top: int) -> dict[str, np.ndarray]:
     return curves
 
 
-def _mark_stop(ax: Any, curve: np.ndarray) -> None:
+def _mark_stop(ax: Any, steps: np.ndarray, curve: np.ndarray) -> None:
     """An ``x`` where a curve stops early (NaN after it: a member pruned at a rung)."""
     finite = np.flatnonzero(np.isfinite(curve))
     if finite.size and finite[-1] < curve.size - 1 and np.isnan(curve[finite[-1] + 1 :]).all():
-        ax.plot(finite[-1], curve[finite[-1]], "x", color="0.3", markersize=7)
+        ax.plot(steps[finite[-1]], curve[finite[-1]], "x", color="0.3", markersize=7)
 
 
 def loss_curves(
@@ -250,9 +250,10 @@ def loss_curves(
                 label=label,
                 linewidth=1.6,
             )
+            _mark_stop(ax, np.arange(smooth - 1, curve.size), mean)  # on the bold line
         else:
             ax.plot(np.arange(curve.size), curve, style, label=label, linewidth=1.4)
-        _mark_stop(ax, curve)
+            _mark_stop(ax, np.arange(curve.size), curve)
     if everything:
         _log_scale_if_positive(ax, np.concatenate(everything))
     ax.set_xlabel(xlabel)
