@@ -491,6 +491,7 @@ def test_chunks_are_balanced_and_padding_stays_below_a_group():
 def test_repeated_call_reuses_its_plan():
     from jaxopt_lab.sweep import plan as planning
 
+    planning._plans.clear()  # the cache holds at most 65 plans: count from empty
     args = (jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 6), 10)
     jol.sweep(*args)
     n = len(planning._plans)
