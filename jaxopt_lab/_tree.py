@@ -28,9 +28,22 @@ class Evaluated(NamedTuple):
     stalled: jax.Array = False
 
 
+def abs_sq(x: jax.Array) -> jax.Array:
+    r""":math:`|x|^2 = \operatorname{Re}(\bar x x)`, real for complex ``x``; ``x * x`` for real
+    ``x`` (the same program as ``x**2``, so real results do not change)."""
+    return (jnp.conj(x) * x).real if jnp.iscomplexobj(x) else x * x
+
+
 def global_norm(tree: Any) -> jax.Array:
-    r""":math:`\sqrt{\sum_{leaves} \sum_i x_i^2}` over every leaf of ``tree``."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+    r""":math:`\sqrt{\sum_{leaves} \sum_i |x_i|^2}` over every leaf of ``tree`` (real
+    also for complex leaves)."""
+    return jnp.sqrt(sum(jnp.sum(_square(x)) for x in jax.tree.leaves(tree)))
+
+
+def _square(x: jax.Array) -> jax.Array:
+    # Real and imaginary parts squared apart, as optax's tree norm does, so complex
+    # norms agree with optax's to the last bit.
+    return jnp.square(x.real) + jnp.square(x.imag) if jnp.iscomplexobj(x) else jnp.square(x)
 
 
 def tree_vdot(a: Params, b: Params) -> jax.Array:
@@ -55,4 +68,12 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-__all__ = ["Evaluated", "all_finite", "global_norm", "tree_axpy", "tree_scale", "tree_vdot"]
+__all__ = [
+    "Evaluated",
+    "abs_sq",
+    "all_finite",
+    "global_norm",
+    "tree_axpy",
+    "tree_scale",
+    "tree_vdot",
+]

@@ -23,7 +23,8 @@ inside the transformed function (``jax.vmap(lambda b1: adam(1e-3, b1=b1))``).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, NamedTuple
+from collections import abc
+from typing import Any, Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +42,10 @@ Params = Any
 Updates = Any
 OptState = Any
 Scalar = Any  # a Python number, a 0-d array or a tracer
-Schedule = Callable[[jax.Array], jax.Array]
-ScalarOrSchedule = Any
+# The same objects as optax's annotations (equal, not only alike): code that inspects a
+# ``learning_rate`` annotation for "accepts a schedule", as optax's tests do, finds ours.
+Schedule = abc.Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
+ScalarOrSchedule = Union[float, jax.Array, Schedule]
 
 
 class EmptyState(NamedTuple):

@@ -181,15 +181,16 @@ def check_flag(name: str, value: Any) -> None:
 
 
 def canonical_dtype(name: str, dtype: Any) -> Any:
-    """``None`` or a canonical floating dtype (float64 becomes float32 without x64)."""
+    """``None`` or a canonical floating or complex dtype (float64 becomes float32,
+    complex128 complex64, without x64)."""
     if dtype is None:
         return None
     try:
         dt = jax.dtypes.canonicalize_dtype(np.dtype(dtype))
     except TypeError as e:
         raise InputTypeError(f"`{name}` must be a dtype or None, got {dtype!r}.") from e
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise InputTypeError(f"`{name}` must be a floating dtype, got {dt}.")
+    if not jnp.issubdtype(dt, jnp.inexact):  # complex too, as optax allows
+        raise InputTypeError(f"`{name}` must be a floating or complex dtype, got {dt}.")
     return dt
 
 

@@ -12,6 +12,7 @@ Formulas and argument names follow optax.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import jax.numpy as jnp
@@ -40,7 +41,13 @@ def polynomial_schedule(
     steps starting at ``transition_begin``:
     :math:`\eta(t) = (v_0 - v_1)(1 - \tau/T)^{k} + v_1` with
     :math:`\tau = \operatorname{clip}(t - t_0, 0, T)`. ``transition_steps <= 0`` gives the
-    constant ``init_value`` and a negative ``transition_begin`` counts as 0 (as in optax)."""
+    constant ``init_value`` and a negative ``transition_begin`` counts as 0 (as in optax).
+
+    The span :math:`v_0 - v_1` is a leaf of its own, computed when the schedule is built:
+    from Python numbers in float64 and rounded once, as optax's closure computes it, so a
+    schedule passed to ``jit`` as an argument (float32 leaves) gives optax's values
+    exactly instead of rounding :math:`v_0` and :math:`v_1` before subtracting.
+    ``init_value`` stays a leaf too, so the schedule still shows what it was built with."""
     for name, v in (("init_value", init_value), ("end_value", end_value), ("power", power)):
         check_hyperparameter(name, v, low=None)
     steps = check_count("transition_steps", transition_steps, low=None)
@@ -51,6 +58,7 @@ def polynomial_schedule(
         _polynomial,
         init_value=init_value,
         end_value=end_value,
+        span=init_value - end_value,
         # An integer power is structure, so frac**power stays an exact integer power.
         power=Static(power) if isinstance(power, int) else power,
         steps=Static(steps),
@@ -61,7 +69,7 @@ def polynomial_schedule(
 def _polynomial(h, count):
     count = jnp.clip(count - h.begin, 0, h.steps)
     frac = 1 - count / h.steps
-    return (h.init_value - h.end_value) * (frac**h.power) + h.end_value
+    return h.span * (frac**h.power) + h.end_value
 
 
 def linear_schedule(
@@ -201,10 +209,7 @@ def piecewise_constant_schedule(
     r""":math:`\eta(t) = v_0 \prod_{b_i \le t} s_i`: at each boundary step the value is
     multiplied by its scale."""
     check_hyperparameter("init_value", init_value, low=None)
-    items = sorted((boundaries_and_scales or {}).items())
-    for b, s in items:
-        check_count("boundaries_and_scales (key)", b, low=None)
-        check_hyperparameter(f"boundaries_and_scales[{b}]", s)
+    items = _boundaries_and_scales(boundaries_and_scales)
     return bind(
         _piecewise,
         init_value=init_value,
@@ -221,13 +226,172 @@ def _piecewise(h, count):
     return value
 
 
+def _boundaries_and_scales(boundaries_and_scales: dict[int, Any] | None) -> list[tuple[int, Any]]:
+    """The ``(boundary, scale)`` pairs sorted by boundary: whole-number steps and scales
+    >= 0 (checked when concrete)."""
+    items = sorted((boundaries_and_scales or {}).items())
+    for boundary, scale in items:
+        check_count("boundaries_and_scales (key)", boundary, low=None)
+        check_hyperparameter(f"boundaries_and_scales[{boundary}]", scale)
+    return items
+
+
+# --------------------------------------------------------------------------------------
+# Interpolated, one-cycle and warm-up schedules
+# --------------------------------------------------------------------------------------
+
+
+def piecewise_interpolate_schedule(
+    interpolate_type: str, init_value: Any, boundaries_and_scales: dict[int, Any] | None = None
+) -> HyperFunction:
+    r"""Interpolate between knots: at boundary :math:`b_i` the value reaches
+    :math:`v_0 \prod_{j \le i} s_j`, and between two boundaries it moves from one knot
+    value to the next ``"linear"``-ly or along a half ``"cosine"``. Before the first
+    boundary it interpolates from ``init_value`` (at step 0); after the last it stays."""
+    if interpolate_type not in ("linear", "cosine"):
+        raise InputValueError(
+            f"`interpolate_type` must be 'linear' or 'cosine', got {interpolate_type!r}."
+        )
+    check_hyperparameter("init_value", init_value, low=None)
+    items = _boundaries_and_scales(boundaries_and_scales)
+    return bind(
+        _interpolate,
+        init_value=init_value,
+        scales=tuple(s for _, s in items),
+        boundaries=Static(tuple(b for b, _ in items)),
+        kind=Static(interpolate_type),
+    )
+
+
+def _interpolate(h, count):
+    bounds = jnp.stack((0,) + h.boundaries)
+    # knot values in the dtype jnp picks for the stacked leaves (float32 without x64)
+    values = jnp.cumprod(jnp.stack((h.init_value,) + tuple(h.scales)))
+    start, end = values[:-1], values[1:]
+    inside = jnp.logical_and(bounds[:-1] <= count, count < bounds[1:])
+    pct = (count - bounds[:-1]) / jnp.maximum(bounds[1:] - bounds[:-1], 1)
+    if h.kind == "linear":
+        between = (end - start) * pct + start
+    else:
+        between = end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
+    return inside.dot(between) + (bounds[-1] <= count) * values[-1]
+
+
+def _check_onecycle(transition_steps: int, peak_value: Any, **factors: Any) -> int:
+    steps = check_count("transition_steps", transition_steps)
+    check_hyperparameter("peak_value", peak_value, low=None)
+    for name, value in factors.items():
+        check_hyperparameter(name, value, low=0.0, low_inclusive=False)
+    return steps
+
+
+def linear_onecycle_schedule(
+    transition_steps: int,
+    peak_value: Any,
+    pct_start: float = 0.3,
+    pct_final: float = 0.85,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> HyperFunction:
+    r"""One-cycle policy (Smith & Topin, 2017, arXiv:1708.07120), linear pieces: from
+    ``peak_value / div_factor`` up to ``peak_value`` at ``pct_start * T``, back down by
+    ``pct_final * T`` and to ``peak_value / (div_factor * final_div_factor)`` at ``T``.
+    The percentages fix boundaries (structure); the values are leaves."""
+    steps = _check_onecycle(
+        transition_steps, peak_value, div_factor=div_factor, final_div_factor=final_div_factor
+    )
+    return piecewise_interpolate_schedule(
+        "linear",
+        peak_value / div_factor,
+        {
+            int(pct_start * steps): div_factor,
+            int(pct_final * steps): 1.0 / div_factor,
+            steps: 1.0 / final_div_factor,
+        },
+    )
+
+
+def cosine_onecycle_schedule(
+    transition_steps: int,
+    peak_value: Any,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> HyperFunction:
+    r"""One-cycle policy with cosine pieces: from ``peak_value / div_factor`` up to
+    ``peak_value`` at ``pct_start * T``, then down to
+    ``peak_value / (div_factor * final_div_factor)`` at ``T``."""
+    steps = _check_onecycle(
+        transition_steps, peak_value, div_factor=div_factor, final_div_factor=final_div_factor
+    )
+    return piecewise_interpolate_schedule(
+        "cosine",
+        peak_value / div_factor,
+        {int(pct_start * steps): div_factor, steps: 1.0 / (div_factor * final_div_factor)},
+    )
+
+
+def warmup_constant_schedule(init_value: Any, peak_value: Any, warmup_steps: int) -> HyperFunction:
+    r"""Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
+    constant."""
+    check_hyperparameter("peak_value", peak_value, low=None)
+    return linear_schedule(init_value, peak_value, warmup_steps)
+
+
+def warmup_exponential_decay_schedule(
+    init_value: Any,
+    peak_value: Any,
+    warmup_steps: int,
+    transition_steps: int,
+    decay_rate: Any,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: Any = None,
+) -> HyperFunction:
+    r"""Linear warm-up to ``peak_value``, then :func:`exponential_decay` from it
+    (restarted at step 0 at the end of the warm-up)."""
+    warmup = check_count("warmup_steps", warmup_steps, low=None)
+    decay = exponential_decay(
+        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
+    )
+    return join_schedules([linear_schedule(init_value, peak_value, warmup), decay], [warmup])
+
+
+def sgdr_schedule(cosine_kwargs: Sequence[dict[str, Any]]) -> HyperFunction:
+    r"""SGDR, warm restarts (Loshchilov & Hutter, 2017, arXiv:1608.03983): one
+    :func:`warmup_cosine_decay_schedule` per dict of ``cosine_kwargs``, each running its
+    ``decay_steps`` and then restarting with the next."""
+    arguments = inspect.signature(warmup_cosine_decay_schedule).parameters
+    required = {name for name, p in arguments.items() if p.default is inspect.Parameter.empty}
+    schedules, boundaries, step = [], [], 0
+    for i, kwargs in enumerate(cosine_kwargs):
+        if not (isinstance(kwargs, dict) and required <= kwargs.keys() <= arguments.keys()):
+            raise InputTypeError(
+                f"`cosine_kwargs[{i}]` must be a dict of warmup_cosine_decay_schedule "
+                f"arguments: all of {sorted(required)}, optionally "
+                f"{sorted(arguments.keys() - required)}; got {kwargs!r}."
+            )
+        schedules.append(warmup_cosine_decay_schedule(**kwargs))
+        step += kwargs["decay_steps"]
+        boundaries.append(step)
+    if not schedules:
+        raise InputValueError("`cosine_kwargs` must hold at least one dict.")
+    return join_schedules(schedules, boundaries[:-1])
+
+
 __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
     "exponential_decay",
     "join_schedules",
+    "linear_onecycle_schedule",
     "linear_schedule",
     "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
     "polynomial_schedule",
+    "sgdr_schedule",
+    "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
 ]

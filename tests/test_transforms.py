@@ -21,8 +21,8 @@ from conftest import (
 
 import jaxopt_lab as jol
 
-# optax's scale_by_lion also has `mode` and `smooth_beta`, which are not part of ours.
-ONLY = {"scale_by_lion": ("b1", "b2", "mu_dtype")}
+# Transforms whose signature is compared on some arguments only (none at present).
+ONLY: dict[str, tuple[str, ...]] = {}
 
 
 def _signature(fn, only=None):
@@ -81,6 +81,9 @@ CASES = [
     _descend("scale_by_lion()", 0.01),
     _descend("scale_by_lion(b1=0.8, b2=0.9)", 0.01),
     _descend("scale_by_lion(mu_dtype=jnp.bfloat16)", 0.01),
+    _descend("scale_by_lion(mode='smooth')", 0.01),
+    _descend("scale_by_lion(b1=0.8, mode='smooth', smooth_beta=3.0)", 0.01),
+    _descend("scale_by_lion(mode='refined')", 0.01),
     _descend("scale_by_rms()", 0.01),
     _descend("scale_by_rms(decay=0.8, eps=1e-4, initial_scale=0.5)", 0.01),
     _descend("scale_by_rms(eps_in_sqrt=False, bias_correction=True)", 0.01),
@@ -157,6 +160,22 @@ def test_negative_learning_rate():
         jol.scale_by_learning_rate(-0.1)
 
 
+def test_lion_mode_is_checked():
+    with pytest.raises(jol.InputError, match="mode"):
+        jol.scale_by_lion(mode="soft")
+    with pytest.raises(jol.InputError, match="smooth_beta"):
+        jol.scale_by_lion(mode="smooth", smooth_beta="2")
+
+
+def test_lion_smooth_beta_is_a_leaf():
+    """A new ``smooth_beta`` reuses the compiled program; a new mode is new structure."""
+    smooth = [jol.scale_by_lion(mode="smooth", smooth_beta=b) for b in (1.0, 3.0)]
+    assert jax.tree.structure(smooth[0]) == jax.tree.structure(smooth[1])
+    assert 3.0 in jax.tree.leaves(smooth[1])
+    refined = jol.scale_by_lion(mode="refined")
+    assert jax.tree.structure(refined) != jax.tree.structure(smooth[0])
+
+
 @pytest.mark.parametrize("name", ["scale_by_adam", "trace", "clip_by_global_norm"])
 def test_unknown_keyword(name):
     with pytest.raises(TypeError, match="nesterof"):
@@ -198,3 +217,152 @@ def test_apply_if_finite(max_errors, dtype):
             getattr(ours_state, field), getattr(ref_state, field), err_msg=field
         )
     assert int(ref_state.total_notfinite) > 0
+
+
+# --------------------------------------------------------------------------------------
+# The core catalogue's transforms (issue 17) against optax, each followed by a descent
+# step as above: defaults, changed values, flags/dtypes, in float32 and float64.
+# Helpers in catalogue.py (sm3 and DoG on params without the 0-d leaf, Polyak with the
+# loss passed as value=).
+# --------------------------------------------------------------------------------------
+
+from catalogue import (  # noqa: E402 - kept with the section it serves
+    CATALOGUE_TRANSFORMS,
+    build_catalogue,
+    check_catalogue,
+    run_jol_with_value,
+)
+
+CATALOGUE_CASES = [
+    _descend("scale_by_factored_rms()"),
+    _descend("scale_by_factored_rms(decay_rate=0.7, step_offset=-2, epsilon=1e-20)"),
+    _descend("scale_by_factored_rms(min_dim_size_to_factor=2)"),
+    _descend("scale_by_factored_rms(factored=False, min_dim_size_to_factor=2)"),
+    _descend("scale_by_novograd()"),
+    _descend("scale_by_novograd(b1=0.8, b2=0.3, eps=1e-4, eps_root=1e-6, weight_decay=0.01)"),
+    _descend("scale_by_novograd(mu_dtype=jnp.bfloat16)"),
+    _descend("scale_by_adan()"),
+    _descend("scale_by_adan(b1=0.9, b2=0.8, b3=0.95, eps=1e-4, eps_root=1e-6)"),
+    "chain(scale_by_rprop(0.01), scale(-1.0))",
+    "chain(scale_by_rprop(0.02, eta_minus=0.4, eta_plus=1.1, min_step_size=1e-4, "
+    "max_step_size=0.5), scale(-1.0))",
+    _descend("scale_by_sm3()", 0.1),
+    _descend("scale_by_sm3(b1=0.5, b2=0.9, eps=1e-4)", 0.1),
+    _descend("scale_by_optimistic_gradient()"),
+    _descend("scale_by_optimistic_gradient(alpha=0.5, beta=0.3)"),
+    _descend("scale_by_polyak(max_learning_rate=0.1)", 1.0),
+    _descend("scale_by_polyak(f_min=1.0, max_learning_rate=0.2, eps=1e-3)", 0.5),
+    _descend("scale_by_polyak(max_learning_rate=0.1, variant='sps+')", 1.0),
+    _descend("scale_by_distance_over_gradients()", 1.0),
+    _descend("scale_by_distance_over_gradients(reps_rel=1e-3, eps=1e-6, global_scale=0.5)", 1.0),
+    _descend("scale_by_distance_over_gradients(param_dtype=jnp.bfloat16)", 1.0),
+    _descend("scale_by_param_block_norm()", 0.01),
+    _descend("scale_by_param_block_norm(min_scale=0.5)", 0.01),
+    _descend("scale_by_param_block_rms()", 0.02),
+    _descend("scale_by_param_block_rms(min_scale=0.5)", 0.02),
+]
+
+
+def test_catalogue_transforms_are_covered():
+    covered = {n for n in CATALOGUE_TRANSFORMS for case in CATALOGUE_CASES if f"{n}(" in case}
+    assert covered == set(CATALOGUE_TRANSFORMS)
+
+
+# optax's default decay_rate_fn is its own function object; ours is ours (same math).
+CATALOGUE_ONLY = {
+    "scale_by_factored_rms": (
+        "factored",
+        "decay_rate",
+        "step_offset",
+        "min_dim_size_to_factor",
+        "epsilon",
+    )
+}
+
+
+@pytest.mark.parametrize("name", CATALOGUE_TRANSFORMS)
+def test_catalogue_signature_matches_optax(name):
+    only = CATALOGUE_ONLY.get(name)
+    assert _signature(getattr(jol, name), only) == _signature(getattr(optax, name), only)
+
+
+@pytest.mark.parametrize("expr", CATALOGUE_CASES, ids=str)
+def test_catalogue_matches_optax(expr, dtype):
+    check_catalogue(expr, dtype)
+
+
+def test_factored_rms_takes_a_decay_rate_fn():
+    """A custom schedule for the second-moment decay, as optax's (Zhai et al., 2021)."""
+
+    def capped(step, decay_rate):
+        return jnp.minimum(1.0 - (step + 1.0) ** (-decay_rate), 0.9)
+
+    expr = "chain(scale_by_factored_rms(min_dim_size_to_factor=2, decay_rate_fn=fn), scale(-0.05))"
+    ours = run_jol(eval(expr, vars(jol) | {"fn": capped}), make_params())[0]  # noqa: S307
+    ref = run_optax(eval(expr, vars(optax) | {"fn": capped}), make_params())[0]  # noqa: S307
+    assert_trees_close(ours, ref, RTOL["float32"])
+
+
+def test_distance_over_gradients_keeps_a_scalar_leaf_scalar():
+    """optax 0.2.8 gives a 0-d leaf a (1,) update; ours keeps the leaf's shape, and its
+    numbers are those of the same leaf held as a 1-element vector."""
+    params = make_params()
+    as_vector = jax.tree.map(lambda x: x.reshape(1) if x.ndim == 0 else x, params)
+    opt = jol.chain(jol.scale_by_distance_over_gradients(), jol.scale(-1.0))
+    ours, ref = run_jol(opt, params, 50)[0], run_jol(opt, as_vector, 50)[0]
+    assert_trees_close(ours, jax.tree.map(lambda x, p: x.reshape(p.shape), ref, params), 1e-6)
+
+
+def test_polyak_runs_with_a_traced_value():
+    out, _ = run_jol_with_value(jol.scale_by_polyak(), make_params(), 3)
+    assert jax.tree.structure(out) == jax.tree.structure(make_params())
+
+
+CATALOGUE_BAD = [
+    ("scale_by_factored_rms(decay_rate=-0.8)", "decay_rate"),
+    ("scale_by_factored_rms(epsilon=-1.0)", "epsilon"),
+    ("scale_by_factored_rms(step_offset='a')", "step_offset"),
+    ("scale_by_factored_rms(min_dim_size_to_factor=-1)", "min_dim_size_to_factor"),
+    ("scale_by_factored_rms(decay_rate_fn=0.8)", "decay_rate_fn"),
+    ("scale_by_novograd(b1=1.5)", "b1"),
+    ("scale_by_novograd(mu_dtype='int32')", "mu_dtype"),
+    ("scale_by_adan(b3=-0.1)", "b3"),
+    ("scale_by_rprop(-0.1)", "learning_rate"),
+    ("scale_by_rprop(0.1, eta_minus=-0.5)", "eta_minus"),
+    ("scale_by_rprop(0.1, max_step_size=-1.0)", "max_step_size"),
+    ("scale_by_sm3(b2=1.5)", "b2"),
+    ("scale_by_optimistic_gradient(beta='a')", "beta"),
+    ("scale_by_polyak(max_learning_rate=-1.0)", "max_learning_rate"),
+    ("scale_by_polyak(variant='sgd')", "variant"),
+    ("scale_by_distance_over_gradients(reps_rel=-1.0)", "reps_rel"),
+    ("scale_by_distance_over_gradients(param_dtype='int8')", "param_dtype"),
+    ("scale_by_param_block_norm(min_scale=-1.0)", "min_scale"),
+    ("scale_by_param_block_rms(min_scale='a')", "min_scale"),
+]
+
+
+def test_catalogue_bad_input_covers_every_transform():
+    assert {case.split("(")[0] for case, _ in CATALOGUE_BAD} == set(CATALOGUE_TRANSFORMS)
+
+
+@pytest.mark.parametrize("expr, argument", CATALOGUE_BAD, ids=[e for e, _ in CATALOGUE_BAD])
+def test_catalogue_bad_input(expr, argument):
+    with pytest.raises(jol.InputError, match=f"`{argument}`"):
+        build_catalogue(expr, jol)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["scale_by_factored_rms", "scale_by_distance_over_gradients", "scale_by_param_block_rms"],
+)
+def test_catalogue_needs_params(name):
+    opt = getattr(jol, name)()
+    params = make_params()
+    with pytest.raises(jol.InputError, match="params"):
+        opt.update(params, opt.init(params))
+
+
+def test_polyak_needs_the_value():
+    opt = jol.scale_by_polyak()
+    with pytest.raises(jol.InputError, match="value"):
+        opt.update(make_params(), opt.init(make_params()))
