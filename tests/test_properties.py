@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from conftest import ALIASES, assert_trees_close, build, enable_x64, state_signature
+from catalogue import CATALOGUE_ALIASES, CATALOGUE_TRANSFORMS
+from conftest import ALIASES, TRANSFORMS, assert_trees_close, build, enable_x64, state_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +137,65 @@ def test_state_is_the_same_under_jit(name, hp, skeleton, seed):
     assert jax.tree.structure(jitted) == jax.tree.structure(eager)
     assert state_signature(jitted[1]) == state_signature(state)
     assert_trees_close(jitted, eager, 1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The catalogue (issue 17): the same property for the optimizers and wrappers added with
+# it, with jol.contrib / optax.contrib as `contrib` (random trees, float32 and float64;
+# eagerly, so that each example costs no compile). sm3 and scale_by_distance_over_gradients are left out: optax
+# fails on a 0-d leaf with them, and the drawn trees have 0-d leaves.
+# --------------------------------------------------------------------------------------
+
+CATALOGUE_TEMPLATES = {
+    "adafactor": "adafactor({lr}, decay_rate={b2}, factored={flag}, min_dim_size_to_factor=2)",
+    "nadamw": "nadamw({lr}, b1={b}, b2={b2}, eps={eps}, weight_decay={wd})",
+    "adamaxw": "adamaxw({lr}, b1={b}, b2={b2}, eps={eps}, weight_decay={wd})",
+    "lars": "lars({lr}, weight_decay={wd}, momentum={b})",
+    "signum": "signum({lr}, beta={b})",
+    "novograd": "novograd({lr}, b1={b}, b2={b2}, eps={eps}, weight_decay={wd})",
+    "adan": "adan({lr}, b1={b}, b2={b2}, b3={b2}, eps={eps}, weight_decay={wd})",
+    "rprop": "rprop({lr})",
+    "fromage": "fromage({lr})",
+    "optimistic_gradient_descent": "optimistic_gradient_descent({lr}, alpha={b}, beta={b})",
+    "adopt": "contrib.adopt({lr}, b1={b}, b2={b2}, eps={eps})",
+    "ademamix": "contrib.ademamix({lr}, b1={b}, b2={b2}, eps={eps}, weight_decay={wd})",
+    "prodigy": "contrib.prodigy({lr}, eps={eps}, weight_decay={wd})",
+    "schedule_free_adamw": "contrib.schedule_free_adamw({lr}, b1={b}, b2={b2}, eps={eps})",
+    "madgrad": "contrib.madgrad({lr}, momentum={b}, eps={eps})",
+    "flatten": "flatten(adam({lr}, b1={b}, b2={b2}))",
+    "ema": "chain(ema({b}), scale(-{lr}))",
+    "centralize": "chain(centralize(), sgd({lr}))",
+    "normalize_by_update_norm": "chain(zero_nans(), normalize_by_update_norm({lr}))",
+}
+CATALOGUE_WRAPPERS = "flatten ema centralize zero_nans normalize_by_update_norm".split()
+
+
+def _build_with_contrib(expr: str, lib):
+    """Evaluate a catalogue template against ``lib`` (jaxopt_lab or optax)."""
+    names = ALIASES + TRANSFORMS + CATALOGUE_ALIASES + CATALOGUE_TRANSFORMS + CATALOGUE_WRAPPERS
+    namespace = {name: getattr(lib, name) for name in names}
+    namespace["contrib"] = jol.contrib if lib is jol else optax.contrib
+    return eval(expr, namespace)  # noqa: S307 - the templates above
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(CATALOGUE_TEMPLATES)),
+    hp=HYPERPARAMETERS,
+    skeleton=SKELETON,
+    dtype=st.sampled_from(["float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_catalogue_matches_optax_on_random_trees(name, hp, skeleton, dtype, seed):
+    expr = CATALOGUE_TEMPLATES[name].format(**{k: repr(v) for k, v in hp.items()})
+    with enable_x64() if dtype == "float64" else contextlib.nullcontext():
+        rng = np.random.default_rng(seed)
+        params = _materialize(skeleton, rng, dtype)
+        grads = [_materialize(skeleton, rng, dtype) for _ in range(3)]
+        ours, _, our_sigs = _run(_build_with_contrib(expr, jol), params, grads, jol.apply_updates)
+        theirs, _, their_sigs = _run(
+            _build_with_contrib(expr, optax), params, grads, optax.apply_updates
+        )
+        assert_trees_close(ours, theirs, TOLERANCE[dtype])
+        assert all(sig == our_sigs[0] for sig in our_sigs)
+        assert our_sigs[0] == their_sigs[0]
