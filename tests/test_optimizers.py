@@ -486,3 +486,32 @@ def test_catalogue_vmap_over_adafactor_decay_rate():
     assert_trees_close(ours, ref, 1e-6)
     first, last = (jax.tree.map(lambda x, i=i: x[i], ref) for i in (0, -1))
     assert max_change(first, last) > 1e-3  # the members really differ
+
+
+# hypergradients through unrolled steps, for the catalogue: d(loss after 10 steps)/d(lr)
+HYPERGRADIENT_CASES = {
+    "nadamw": lambda lib, lr: lib.nadamw(lr, weight_decay=0.01),
+    "adan": lambda lib, lr: lib.adan(lr),
+    "novograd": lambda lib, lr: lib.novograd(lr, b2=0.3),
+    "lars": lambda lib, lr: lib.lars(lr, weight_decay=0.01),
+    "adopt": lambda lib, lr: lib.contrib.adopt(lr),
+    "ademamix": lambda lib, lr: lib.contrib.ademamix(lr),
+    "schedule_free_adamw": lambda lib, lr: lib.contrib.schedule_free_adamw(lr),
+    "flatten": lambda lib, lr: lib.flatten(lib.adam(lr)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HYPERGRADIENT_CASES))
+def test_catalogue_hypergradient_wrt_learning_rate(name):
+    params = make_params()
+
+    def hypergrad(lib):
+        def f(lr):
+            return final_loss(HYPERGRADIENT_CASES[name](lib, lr), params, 10, lib.apply_updates)
+
+        return fast_jit(jax.value_and_grad(f))(0.05)
+
+    (value, grad), (ref_value, ref_grad) = hypergrad(jol), hypergrad(optax)
+    assert abs(float(ref_grad)) > 1e-4
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-4)
