@@ -474,3 +474,28 @@ def test_complex_params_match_optax(cdtype):
             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(e), strict=True):
                 assert x.dtype == y.dtype, expr
                 np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol, err_msg=expr)
+
+
+@pytest.mark.parametrize(
+    "name", ["prodigy", "schedule_free_adamw", "dadapt_adamw", "dog", "mechanize"]
+)
+def test_bfloat16_params_initialise_and_match_optax(name):
+    # their scalar state takes the params' lowest-precision float dtype: bfloat16 here
+    params = {"a": jnp.ones((3, 4), jnp.bfloat16), "b": jnp.arange(5, dtype=jnp.bfloat16)}
+    grads = jax.tree.map(lambda x: x * 0.5 + 0.1, params)
+
+    def build(lib):
+        if name == "mechanize":
+            return lib.contrib.mechanize(lib.adam(0.1))
+        return getattr(lib.contrib, name)(0.1)
+
+    outs = []
+    for lib in (jol, optax):
+        opt = build(lib)
+        state = opt.init(params)
+        for _ in range(3):
+            updates, state = opt.update(grads, state, params)
+        outs.append(updates)
+    for ours, theirs in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1]), strict=True):
+        assert ours.dtype == theirs.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(ours, np.float32), np.asarray(theirs, np.float32))

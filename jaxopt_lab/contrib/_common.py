@@ -12,7 +12,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxopt_lab.base import complement, tree_map
 from jaxopt_lab.checks import check_hyperparameter
@@ -73,7 +72,7 @@ def lowest_dtype(params: Any) -> Any:
     dtypes = [jnp.result_type(x) for x in jax.tree.leaves(params)]
     if not dtypes:
         return jnp.result_type(float)
-    return min(dtypes, key=lambda d: np.finfo(d).bits if jnp.issubdtype(d, jnp.floating) else 64)
+    return min(dtypes, key=lambda d: jnp.finfo(d).bits if jnp.issubdtype(d, jnp.floating) else 64)
 
 
 def decay_rates(b1: Any, b2: Any) -> dict[str, Any]:
