@@ -7,9 +7,15 @@ One step is what a training loop does after the gradient is known::
 
 compiled with ``jax.jit``, params and optimizer state donated (the same for both
 libraries), gradients passed in as a constant. Timed for adam, adamw, sgd with momentum
-0.9, rmsprop, adagrad and lion (``--optimizers``), on float32 and bfloat16 params
+0.9, rmsprop, adagrad, lion, adafactor, contrib.muon, contrib.schedule_free_adamw,
+contrib.prodigy and lookahead(adam) (``--optimizers``), on float32 and bfloat16 params
 (``--dtypes``) of 2**20 and 2**24 parameters, plus 2**28 on an accelerator with the
-memory for it (``--sizes``), each held as 1 leaf and as 200 leaves (``--leaves``). Where
+memory for it (``--sizes``), each held as 1 leaf and as 200 leaves (``--leaves``): 1-D
+leaves, except for muon and adafactor, whose leaves are matrices (``matrix_shapes``:
+one 1024 x 1024 or 200 of 64 x 81..82 at 2**20), since muon orthogonalises matrices and
+adafactor factors them. Muon's Newton-Schulz iteration is matmul-bound, so on a CPU it
+runs at 2**20 only (``CPU_MAX_SIZE``). A row a library cannot run is recorded as failed
+(with the error) and the run goes on. Where
 torch is importable, adam rows add ``torch.optim.Adam`` with ``foreach=True`` and with
 ``fused=True`` on the same device kind (CUDA when JAX runs on a GPU, else CPU).
 
@@ -46,7 +52,20 @@ from benchmarks import _report as R
 from benchmarks import _timing as T
 
 TITLE = "Optimizer update throughput: jaxopt_lab vs optax"
-# name -> (factory, its arguments: the same in both libraries), arrays read and written per step
+
+
+def lookahead_adam(module: Any, *args: Any, **kwargs: Any) -> Any:
+    """``lookahead(adam(1e-3), sync_period=5, slow_step_size=0.5)`` of ``module``."""
+    return module.lookahead(module.adam(*args), **kwargs)
+
+
+def lookahead_params(module: Any) -> Callable[[Any], Any]:
+    """params -> ``module.LookaheadParams`` with slow = fast (a copy: both are donated)."""
+    return lambda p: module.LookaheadParams(fast=p, slow=jax.tree.map(jnp.copy, p))
+
+
+# name -> (factory: a dotted attribute of each library, or a function of the library, its
+# arguments: the same in both libraries), arrays read and written per step
 OPTIMIZERS = {
     "adam": ("adam", (1e-3,), {}, 4, 3),
     "adamw": ("adamw", (1e-3,), {"weight_decay": 1e-4}, 4, 3),
@@ -54,7 +73,26 @@ OPTIMIZERS = {
     "rmsprop": ("rmsprop", (1e-3,), {}, 3, 2),
     "adagrad": ("adagrad", (1e-3,), {}, 3, 2),
     "lion": ("lion", (1e-4,), {}, 3, 2),
+    # factored (both dims >= 128): p, g read, p written, row/column stats negligible;
+    # otherwise a full second moment: 3 read, 2 written (see `arrays_moved`)
+    "adafactor": ("adafactor", (1e-3,), {}, 2, 1),
+    "muon": ("contrib.muon", (1e-3,), {}, 3, 2),  # + Newton-Schulz matmuls (compute-bound)
+    "schedule_free_adamw": ("contrib.schedule_free_adamw", (1e-3,), {}, 4, 3),  # p g z nu
+    "prodigy": ("contrib.prodigy", (1.0,), {}, 6, 4),  # p g m v s p0; writes p m v s
+    "lookahead(adam)": (
+        lookahead_adam,
+        (1e-3,),
+        {"sync_period": 5, "slow_step_size": 0.5},
+        5,
+        4,
+    ),  # fast slow g m v; writes fast slow m v  # fmt: skip
 }
+# optimizers timed on 2-D leaves (see `matrix_shapes`): muon orthogonalises matrices (on
+# 1-D leaves it is plain adam) and adafactor factors their second moment
+MATRIX = {"muon", "adafactor"}
+# muon's Newton-Schulz iteration is matmul-bound (~30 m^2 n flops per m x n matrix, m <= n):
+# on a CPU it runs only at sizes up to this (2^24 as one 4096 x 4096 matrix is ~2 TFLOP)
+CPU_MAX_SIZE = {"muon": 2**20}
 LIBRARIES = {"jaxopt_lab": jol, "optax": optax}  # each has the factories and apply_updates
 # reference kernels: name -> (arrays read, arrays written), float32, donated
 KERNELS = {
@@ -107,10 +145,60 @@ def split(flat: np.ndarray, leaves: int) -> list[np.ndarray]:
     return np.split(flat, np.cumsum(leaf_sizes(flat.size, leaves))[:-1])
 
 
-def make_tree(flat: np.ndarray, leaves: int) -> dict[str, jax.Array]:
-    """Split a flat host array into a dict of ``leaves`` 1-D device arrays."""
+def matrix_shapes(size: int, leaves: int) -> list[tuple[int, int]]:
+    """``leaves`` matrices of ``size`` parameters in all, as near square as the split
+    allows: ``r`` rows each (the largest power of two with ``leaves * r * r <= size``) and
+    the ``size // r`` columns split between them (``size`` must be a multiple of ``r``,
+    e.g. a power of two). 2^20 params: one 1024 x 1024 or 200 of 64 x 81..82."""
+    r = 1 << max(0, (size // leaves).bit_length() - 1) // 2
+    while r > 1 and size % r:
+        r //= 2
+    if size // r < leaves:
+        raise ValueError(f"matrix_shapes: {size} params do not make {leaves} matrices")
+    return [(r, c) for c in leaf_sizes(size // r, leaves)]
+
+
+def make_tree(
+    flat: np.ndarray, leaves: int, shapes: list[tuple[int, int]] | None = None
+) -> dict[str, jax.Array]:
+    """Split a flat host array into a dict of ``leaves`` 1-D device arrays (or arrays of
+    ``shapes``, one per leaf, in the order of the split)."""
     width = len(str(leaves - 1))
-    return {f"w{i:0{width}d}": jax.device_put(part) for i, part in enumerate(split(flat, leaves))}
+    parts = split(flat, leaves) if shapes is None else split_shapes(flat, shapes)
+    return {f"w{i:0{width}d}": jax.device_put(part) for i, part in enumerate(parts)}
+
+
+def split_shapes(flat: np.ndarray, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+    ends = np.cumsum([r * c for r, c in shapes])[:-1]
+    return [a.reshape(shape) for a, shape in zip(np.split(flat, ends), shapes, strict=True)]
+
+
+def layout_label(leaves: int, shapes: list[tuple[int, int]] | None) -> str:
+    base = "1 leaf" if leaves == 1 else f"{leaves} leaves"
+    if not shapes:
+        return base
+    rows, cols = shapes[0][0], sorted({c for _, c in shapes})
+    return f"{base} {rows}x" + (f"{cols[0]}" if len(cols) == 1 else f"{cols[0]}..{cols[-1]}")
+
+
+def arrays_moved(opt_name: str, shapes: list[tuple[int, int]] | None) -> tuple[int, int]:
+    """Full-size arrays a fused step reads and writes: adafactor keeps a full second
+    moment (one more read and write) unless every leaf is factored (both dims >= 128)."""
+    n_read, n_write = OPTIMIZERS[opt_name][3:]
+    if opt_name == "adafactor" and not (shapes and all(min(s) >= 128 for s in shapes)):
+        n_read, n_write = n_read + 1, n_write + 1
+    return n_read, n_write
+
+
+def build(module: Any, factory: str | Callable, args: tuple, kwargs: dict) -> Any:
+    """``module.<factory>(*args, **kwargs)`` (dotted: ``contrib.muon``), or
+    ``factory(module, *args, **kwargs)``."""
+    if callable(factory):
+        return factory(module, *args, **kwargs)
+    fn = module
+    for part in factory.split("."):
+        fn = getattr(fn, part)
+    return fn(*args, **kwargs)
 
 
 def max_abs_diff(a: Any, b: Any) -> float:
@@ -160,8 +248,14 @@ def donated_step(name: str, make: Callable, carry: tuple, consts: tuple, repeats
     donated, donation warnings)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # keep_unused: a state leaf the step ignores (adafactor's (1,) placeholder for a
+        # factored v) is still passed, so donated (deleted) like the others
         cr = T.compile_timed(
-            make, (*carry, *consts), repeats=repeats, donate_argnums=tuple(range(len(carry)))
+            make,
+            (*carry, *consts),
+            repeats=repeats,
+            donate_argnums=tuple(range(len(carry))),
+            keep_unused=True,
         )
         new = jax.block_until_ready(cr.compiled(*carry, *consts))
     said = [str(w.message) for w in caught if "donat" in str(w.message).lower()]
@@ -285,24 +379,35 @@ def bench_row(
 ) -> dict[str, Any]:
     """One (optimizer, dtype, size, layout) row: the libraries (and torch for adam),
     interleaved, after checking that ours and optax compute the same step."""
-    factory, args, kwargs, n_read, n_write = OPTIMIZERS[opt_name]
+    factory, args, kwargs = OPTIMIZERS[opt_name][:3]
+    shapes = matrix_shapes(size, leaves) if opt_name in MATRIX else None
+    n_read, n_write = arrays_moved(opt_name, shapes)
     bytes_per_param = (n_read + n_write) * np.dtype(DTYPES[dtype]).itemsize
     flat_p = rng.standard_normal(size, dtype=np.float32)
     flat_g = rng.standard_normal(size, dtype=np.float32) * np.float32(1e-2)
-    params = make_tree(flat_p.astype(DTYPES[dtype]), leaves)
-    grads = make_tree(flat_g.astype(DTYPES[dtype]), leaves)
-    steps = {}
+    params = make_tree(flat_p.astype(DTYPES[dtype]), leaves, shapes)
+    grads = make_tree(flat_g.astype(DTYPES[dtype]), leaves, shapes)
+    steps, wrap = {}, {}
     for lib, module in LIBRARIES.items():
-        opt = getattr(module, factory)(*args, **kwargs)
+        opt = build(module, factory, args, kwargs)
         steps[lib] = opt, step_factory(opt, module.apply_updates)
+        # lookahead's params are (fast, slow) pairs, each library's own type
+        wrap[lib] = lookahead_params(module) if opt_name.startswith("lookahead") else (
+            lambda p: p)  # fmt: skip
 
     # One-step agreement on identical inputs (not donated, not timed).
-    after = [jax.jit(make())(params, opt.init(params), grads)[0] for opt, make in steps.values()]
+    after = [
+        jax.jit(make())(wrap[lib](params), opt.init(wrap[lib](params)), grads)[0]
+        for lib, (opt, make) in steps.items()
+    ]
     out: dict[str, Any] = {
         "optimizer": opt_name,
         "dtype": dtype,
         "leaves": leaves,
         "size": size,
+        "layout": layout_label(leaves, shapes),
+        "arrays_read": n_read,
+        "arrays_written": n_write,
         "bytes_per_param": bytes_per_param,
         "max_abs_diff_params_after_one_step": max_abs_diff(*after),
         "libraries": {},
@@ -310,9 +415,13 @@ def bench_row(
     del after
     benches = []
     for lib, (opt, make) in steps.items():
-        p = jax.tree.map(lambda x: jnp.array(x, copy=True), params)  # each library donates its own
+        p = wrap[lib](
+            jax.tree.map(lambda x: jnp.array(x, copy=True), params)
+        )  # each donates its own
+        # the state copied: a state may hold the params themselves (prodigy's params0), and
+        # a buffer cannot be donated twice
         bench, cr, donated, said = donated_step(
-            lib, make, (p, opt.init(p)), (grads,), cfg.compile_repeats
+            lib, make, (p, jax.tree.map(jnp.copy, opt.init(p))), (grads,), cfg.compile_repeats
         )
         out["libraries"][lib] = {
             "compile_s": {
@@ -375,6 +484,12 @@ def run(quick: bool = True, **options: Any) -> dict[str, Any]:
             "rmsprop": "rmsprop(1e-3)",
             "adagrad": "adagrad(1e-3)",
             "lion": "lion(1e-4)",
+            "adafactor": "adafactor(1e-3)",
+            "muon": "contrib.muon(1e-3)",
+            "schedule_free_adamw": "contrib.schedule_free_adamw(1e-3)",
+            "prodigy": "contrib.prodigy(1.0)",
+            "lookahead(adam)": "lookahead(adam(1e-3), sync_period=5, slow_step_size=0.5)",
+            "matrix_layout": f"{sorted(MATRIX)} on 2-D leaves (matrix_shapes); the rest 1-D",
             "torch": "torch.optim.Adam(lr=1e-3, foreach=True | fused=True)",
         },
     )
@@ -385,7 +500,20 @@ def run(quick: bool = True, **options: Any) -> dict[str, Any]:
         refs[str(size)] = bench_kernels(size, cfg, rng)
         copy_gbs = refs[str(size)][COPY]["GB_per_s"]["median"]
         for dtype, leaves, opt_name in itertools.product(cfg.dtypes, cfg.leaves, cfg.optimizers):
-            r = bench_row(opt_name, dtype, leaves, size, cfg, rng)
+            cap = CPU_MAX_SIZE.get(opt_name) if jax.devices()[0].platform == "cpu" else None
+            if cap is not None and size > cap:
+                record.setdefault("not_run", {})[opt_name] = (
+                    f"sizes above {size_label(cap)} on a CPU (matmul-bound, see CPU_MAX_SIZE)"
+                )
+                continue
+            try:
+                r = bench_row(opt_name, dtype, leaves, size, cfg, rng)
+            except Exception as e:  # a library that cannot run the row: recorded, not hidden
+                what = f"{size_label(size)} {dtype} {opt_name} {leaves} leaves"
+                msg = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                record.setdefault("failed", {})[what] = msg
+                log(f"{what}: FAILED {msg}")
+                continue
             record["torch_version"] = record["torch_version"] or r.get("torch", {}).get(
                 "torch_version"
             )
@@ -450,8 +578,10 @@ ABOUT = (
     "{repeats} interleaved repeats after {warmup} warm-up calls; params and state donated for "
     "the JAX libraries. Times are per step; 'to optax' = ratio of median times (paired q25-q75: "
     "quartiles of the per-round ratios, a noise gauge); GB/s counts the bytes a fused step must "
-    "move ((arrays read + written) x element size: adam/adamw 7 arrays, the others 5); '% copy "
-    "BW' is that over the donated copy kernel's bandwidth at the same size; compile s = trace + "
+    "move ((arrays read + written) x element size: adam/adamw/schedule_free_adamw 7 arrays, "
+    "lookahead(adam) 9, prodigy 10, factored adafactor 3 (unfactored 5), the others 5; muon's "
+    "Newton-Schulz matmuls are compute, not bytes); matrix layouts give leaves' rows x columns; "
+    "'% copy BW' is that over the donated copy kernel's bandwidth at the same size; compile s = trace + "
     "lower + XLA compile (median)."
 )
 
@@ -461,7 +591,7 @@ def report(record: dict[str, Any]) -> list[Any]:
     copy = {int(size): kernels[COPY]["GB_per_s"]["median"] for size, kernels in refs.items()}
     rows, skipped, bad = [], {}, []
     for r in record["results"]:
-        layout = "1 leaf" if r["leaves"] == 1 else f"{r['leaves']} leaves"
+        layout = r.get("layout") or ("1 leaf" if r["leaves"] == 1 else f"{r['leaves']} leaves")
         for lib, info in r["libraries"].items():
             rows.append(
                 {**r, **info, "library": lib, "layout": layout, "copy_GB_per_s": copy[r["size"]]}
@@ -469,6 +599,8 @@ def report(record: dict[str, Any]) -> list[Any]:
             if not info["donation_ok"]:
                 bad.append(f"{r['optimizer']} / {r['dtype']} / {layout} / {lib}")
         skipped.update({k: v for k, v in r.get("torch", {}).items() if k.startswith("torch Adam")})
+    skipped.update(record.get("not_run", {}))
+    skipped.update({k: f"failed ({v})" for k, v in record.get("failed", {}).items()})
     notes = [f"Not run: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}"] if skipped else []
     if bad:
         notes.append("WARNING: donation did not take effect for: " + ", ".join(bad))
