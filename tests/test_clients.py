@@ -1,6 +1,7 @@
 """Our optimizers inside real JAX training loops, as their users write them: Equinox's
-filtered ``jit``/``grad`` and ``apply_updates`` (skipped where Equinox is not installed;
-it is not one of our dependencies). Each run equals the same loop with optax's optimizer."""
+filtered ``jit``/``grad`` and ``apply_updates``, Flax's ``TrainState`` (Linen) and
+``nnx.Optimizer`` (each skipped where that library is not installed: they are not our
+dependencies). Each run equals the same loop with optax's optimizer."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import optax.contrib
 import pytest
 
 import jaxopt_lab as jol
-
-eqx = pytest.importorskip("equinox")
 
 
 def _matrices(params):
@@ -34,6 +33,7 @@ CASES = {
 
 
 def _train(opt, steps=6):
+    eqx = pytest.importorskip("equinox")
     key = jax.random.key(0)
     model = eqx.nn.MLP(4, 2, 8, 2, key=key)
     x, y = jax.random.normal(key, (32, 4)), jnp.zeros((32, 2))
@@ -64,3 +64,67 @@ def test_equinox_training_loop_matches_optax(name):
     assert ours[-1] < ours[0]
     for a, b in zip(ours_params, their_params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+X, Y = jax.random.normal(jax.random.key(0), (32, 4)), jnp.zeros((32, 2))
+
+
+def _train_linen(tx, steps=5):
+    nn = pytest.importorskip("flax.linen")
+    from flax.training import train_state
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(nn.relu(nn.Dense(8)(x)))
+
+    model = MLP()
+    state = train_state.TrainState.create(
+        apply_fn=model.apply, params=model.init(jax.random.key(1), X), tx=tx
+    )
+
+    @jax.jit
+    def step(state):
+        loss = lambda p: jnp.mean((state.apply_fn(p, X) - Y) ** 2)  # noqa: E731
+        value, grads = jax.value_and_grad(loss)(state.params)
+        return state.apply_gradients(grads=grads), value
+
+    losses = []
+    for _ in range(steps):
+        state, value = step(state)
+        losses.append(float(value))
+    return losses
+
+
+def _train_nnx(tx, steps=5):
+    nnx = pytest.importorskip("flax.nnx")
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs):
+            self.l1, self.l2 = nnx.Linear(4, 8, rngs=rngs), nnx.Linear(8, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.l2(nnx.relu(self.l1(x)))
+
+    model = MLP(nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer):
+        loss = lambda m: jnp.mean((m(X) - Y) ** 2)  # noqa: E731
+        value, grads = nnx.value_and_grad(loss)(model)
+        optimizer.update(model, grads)
+        return value
+
+    return [float(step(model, optimizer)) for _ in range(steps)]
+
+
+FLAX_CASES = ["adafactor", "muon", "schedule_free_adamw", "inject_hyperparams", "chain"]
+
+
+@pytest.mark.parametrize("runner", [_train_linen, _train_nnx], ids=["linen", "nnx"])
+@pytest.mark.parametrize("name", FLAX_CASES)
+def test_flax_training_loops_match_optax(name, runner):
+    ours, theirs = runner(CASES[name](jol)), runner(CASES[name](optax))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    assert ours[-1] < ours[0]
