@@ -1,8 +1,8 @@
 """Small tree helpers shared by the contrib optimizers (not public).
 
-They follow optax's conventions where those decide the last bit of a result: the bias
-correction takes :math:`\\beta^t` in (at least) float32 before dividing in the moment's
-dtype, and tree reductions add leaf sums in leaf order.
+The moving averages, :math:`|g|^2` and the bias correction are the transforms' own
+(``transforms._ema``, ``_tree.abs_sq``, ``transforms._bias_correct``), so that math has
+one copy; tree reductions here add leaf sums in leaf order, as optax's do.
 """
 
 from __future__ import annotations
@@ -13,36 +13,22 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab.base import complement, tree_map
+from jaxopt_lab._tree import abs_sq  # noqa: F401  (re-exported to the contrib modules)
+from jaxopt_lab.base import complement
 from jaxopt_lab.checks import check_hyperparameter
 from jaxopt_lab.errors import InputValueError
+from jaxopt_lab.transforms import _bias_correct as bias_correct  # noqa: F401  (re-exported)
+from jaxopt_lab.transforms import _ema
 
 
 def ema(updates: Any, moments: Any, decay, one_minus_decay, order: int = 1) -> Any:
-    r""":math:`m \leftarrow (1-\beta)\, g^{order} + \beta\, m`, elementwise."""
-    return tree_map(lambda g, m: one_minus_decay * (g**order) + decay * m, updates, moments)
-
-
-def abs_sq(g: jax.Array) -> jax.Array:
-    """:math:`|g|^2`: ``g**2`` for real ``g``, so a complex gradient gives a real moment."""
-    return g**2 if jnp.isrealobj(g) else jnp.square(g.real) + jnp.square(g.imag)
+    r""":math:`m \leftarrow (1-\beta)\, g + \beta\, m`, elementwise (the transforms' EMA)."""
+    return _ema(updates, moments, decay, one_minus_decay, order)
 
 
 def ema_sq(updates: Any, moments: Any, decay, one_minus_decay) -> Any:
     r""":math:`v \leftarrow (1-\beta)\, |g|^2 + \beta\, v`, elementwise."""
-    return tree_map(lambda g, v: one_minus_decay * abs_sq(g) + decay * v, updates, moments)
-
-
-@functools.partial(jax.jit, inline=True)
-def _correction(decay, count):
-    # the power in (at least) float32, so that beta**t does not round to 1 in bf16
-    return 1 - decay**count
-
-
-def bias_correct(moment: Any, decay, count) -> Any:
-    r""":math:`m / (1-\beta^t)`, the division in the moment's dtype."""
-    factor = _correction(decay, count)
-    return tree_map(lambda m: m / factor.astype(m.dtype), moment)
+    return _ema(updates, moments, decay, one_minus_decay, 2)
 
 
 def tree_sum(tree: Any) -> jax.Array:
