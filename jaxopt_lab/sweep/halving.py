@@ -79,10 +79,6 @@ class SuccessiveHalving:
             step *= self.eta
         return tuple(out)
 
-    def unit(self, steps: int, configs: int) -> int:
-        """Steps per compiled call: every rung is a multiple of ``min_steps``."""
-        return self.rungs(steps, configs)[0][0] if configs > 1 else steps
-
 
 def default_min_steps(steps: int, configs: int, eta: int) -> int:
     """``ceil(steps / eta**n)`` with ``n`` the rungs that leave one configuration of
