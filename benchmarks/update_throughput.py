@@ -59,6 +59,11 @@ def lookahead_adam(module: Any, *args: Any, **kwargs: Any) -> Any:
     return module.lookahead(module.adam(*args), **kwargs)
 
 
+def flatten_adam(module: Any, *args: Any) -> Any:
+    """``flatten(adam(1e-3))`` of ``module``: adam on one vector holding every leaf."""
+    return module.flatten(module.adam(*args))
+
+
 def lookahead_params(module: Any) -> Callable[[Any], Any]:
     """params -> ``module.LookaheadParams`` with slow = fast (a copy: both are donated)."""
     return lambda p: module.LookaheadParams(fast=p, slow=jax.tree.map(jnp.copy, p))
@@ -86,6 +91,10 @@ OPTIMIZERS = {
         5,
         4,
     ),  # fast slow g m v; writes fast slow m v  # fmt: skip
+    # the flat grads are built (read g, write it flat) and the flat update split back
+    # (read it, write the pieces) on top of adam's 7 arrays; counted as adam's, so that its
+    # GB/s compares with adam's on the same params (see `flatten_rows`)
+    "flatten(adam)": (flatten_adam, (1e-3,), {}, 4, 3),
 }
 # optimizers timed on 2-D leaves (see `matrix_shapes`): muon orthogonalises matrices (on
 # 1-D leaves it is plain adam) and adafactor factors their second moment
@@ -489,6 +498,7 @@ def run(quick: bool = True, **options: Any) -> dict[str, Any]:
             "schedule_free_adamw": "contrib.schedule_free_adamw(1e-3)",
             "prodigy": "contrib.prodigy(1.0)",
             "lookahead(adam)": "lookahead(adam(1e-3), sync_period=5, slow_step_size=0.5)",
+            "flatten(adam)": "flatten(adam(1e-3))",
             "matrix_layout": f"{sorted(MATRIX)} on 2-D leaves (matrix_shapes); the rest 1-D",
             "torch": "torch.optim.Adam(lr=1e-3, foreach=True | fused=True)",
         },
@@ -586,6 +596,34 @@ ABOUT = (
 )
 
 
+FLATTEN_COLUMNS = [
+    SIZE,
+    ("dtype", "dtype", None),
+    ("leaves", "leaves", "d"),
+    ("library", "library", None),
+    ("flatten(adam) ms", "flat_ms", ".3f"),
+    ("adam, 1 leaf ms", "one_leaf_ms", ".3f"),
+    ("to 1 leaf", "to_one_leaf", ".2f"),
+]
+
+
+def flatten_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """flatten(adam) on many leaves against adam on the same params as one leaf (the
+    best flatten can do), per library, from medians of the same run."""
+    one_leaf = {(r["size"], r["dtype"]): r for r in record["results"]
+                if r["optimizer"] == "adam" and r["leaves"] == 1}  # fmt: skip
+    rows = []
+    for r in record["results"]:
+        ref = one_leaf.get((r["size"], r["dtype"]))
+        if r["optimizer"] != "flatten(adam)" or r["leaves"] == 1 or ref is None:
+            continue
+        for lib in LIBRARIES:
+            flat, one = (x["libraries"][lib]["time_ms"]["median"] for x in (r, ref))
+            rows.append({**r, "library": lib, "flat_ms": flat, "one_leaf_ms": one,
+                         "to_one_leaf": flat / one})  # fmt: skip
+    return rows
+
+
 def report(record: dict[str, Any]) -> list[Any]:
     refs = record["reference_kernels"]
     copy = {int(size): kernels[COPY]["GB_per_s"]["median"] for size, kernels in refs.items()}
@@ -606,9 +644,22 @@ def report(record: dict[str, Any]) -> list[Any]:
         notes.append("WARNING: donation did not take effect for: " + ", ".join(bad))
     kernel_rows = [{"size": int(size), "name": name, **k, "copy_GB_per_s": copy[int(size)]}
                    for size, kernels in refs.items() for name, k in kernels.items()]  # fmt: skip
+    flat = flatten_rows(record)
+    flat_table = [
+        R.Table(
+            FLATTEN_COLUMNS,
+            flat,
+            n_left=4,
+            text=(
+                "flatten(adam) on many leaves against adam on the same params as one leaf (medians "
+                "of the rows above; the rows are timed apart, not interleaved with each other):"
+            ),
+        )
+    ]
     return [
         ABOUT.format(**record["config"]),
         R.Table(COLUMNS, rows, n_left=5),
+        *(flat_table if flat else []),
         R.Table(
             KERNEL_COLUMNS,
             kernel_rows,

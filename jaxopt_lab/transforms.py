@@ -874,6 +874,11 @@ def _decay_update(h, updates, state, params=None, **extra_args):
         decay, state = h.weight_decay(state.count), WeightDecayState(safe_increment(state.count))
     else:
         decay = h.weight_decay
+    if isinstance(decay, (int, float)) and decay == 0:
+        # A literal 0 (the optimizer closed over, not passed to jit: its leaves are
+        # constants then) adds nothing: skip the read of the params, as optax does. A
+        # traced weight decay, 0 or not, keeps the term, so every value shares a program.
+        return updates, state
     add = lambda g, p: g + decay * p  # noqa: E731
     if h.mask is None:
         return tree_map(add, updates, params), state

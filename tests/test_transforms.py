@@ -176,6 +176,29 @@ def test_lion_smooth_beta_is_a_leaf():
     assert jax.tree.structure(refined) != jax.tree.structure(smooth[0])
 
 
+def test_literal_zero_weight_decay_skips_the_params_as_optax_does():
+    """A literal 0 adds nothing, not even ``0 * inf``; a traced weight decay keeps the
+    term (so 0 and 0.1 share one compiled program) and, on finite params, the numbers."""
+    params = {"a": jnp.array([1.0, jnp.inf]), "b": jnp.array(2.0)}
+    grads = {"a": jnp.array([0.5, 0.25]), "b": jnp.array(-1.0)}
+    for lib in (jol, optax):
+        opt = lib.add_decayed_weights(0.0)
+        updates, _ = opt.update(grads, opt.init(params), params)
+        assert_trees_close(updates, grads, 0.0)  # no NaN from 0 * inf
+    traces = []
+
+    @jax.jit
+    def run(opt, p):
+        traces.append(1)
+        return opt.update(grads, opt.init(p), p)[0]
+
+    finite = {"a": jnp.array([1.0, 3.0]), "b": jnp.array(2.0)}
+    assert_trees_close(run(jol.add_decayed_weights(0.0), finite), grads, 0.0)
+    decayed = run(jol.add_decayed_weights(0.1), finite)
+    assert len(traces) == 1
+    np.testing.assert_allclose(decayed["a"], [0.6, 0.55], rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["scale_by_adam", "trace", "clip_by_global_norm"])
 def test_unknown_keyword(name):
     with pytest.raises(TypeError, match="nesterof"):
