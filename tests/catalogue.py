@@ -113,3 +113,16 @@ def check_catalogue(expr: str, dtype: str, steps: int = STEPS):
     bf16_state = any(name == "bfloat16" for name, _ in state_signature(ref_state))
     rtol = BF16_RTOL if dtype == "float32" and bf16_state else RTOL[dtype]
     assert_trees_close(actual, expected, rtol)
+
+
+def catalogue_names() -> set[str]:
+    """Every name issue 17's contract covers, read from the package, so that a new name
+    fails the completeness tests (test_properties, test_optimizers) until it is covered:
+    the catalogue's aliases and transforms, every public function of jol.contrib, and
+    every public function of jaxopt_lab.wrappers (and ``MultiSteps``)."""
+    from jaxopt_lab import wrappers
+
+    public = {n for n in jol.__all__ if n[0].islower() or n == "MultiSteps"}
+    wrapped = {n for n in public if getattr(getattr(jol, n), "__module__", "") == wrappers.__name__}
+    contrib = {n for n in jol.contrib.__all__ if n[0].islower()}
+    return set(CATALOGUE_ALIASES) | set(CATALOGUE_TRANSFORMS) | contrib | wrapped

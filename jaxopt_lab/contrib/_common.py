@@ -99,7 +99,10 @@ def check_unit(**values: Any) -> None:
 def split(tree: Any, labels: Any, label: str) -> Any:
     """``tree`` with every leaf whose label is not ``label`` replaced by ``None`` (our
     transforms skip ``None`` leaves, so each group's state holds only its own leaves)."""
-    return jax.tree.map(lambda lab, x: x if lab == label else None, labels, tree)
+    part = jax.tree.map(lambda lab, x: x if lab == label else None, labels, tree)
+    # params that are one bare leaf of another group: an empty tree, not ``None``, which
+    # an update reads as "no params given" (weight decay would refuse it)
+    return () if part is None and tree is not None else part
 
 
 def merge(labels: Any, parts: dict[str, Any]) -> Any:
