@@ -148,13 +148,16 @@ def finish(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def publish(record: dict[str, Any], out_dir: str | Path = RESULTS) -> dict[str, Any]:
-    """Write ``<benchmark>_<platform>[_quick].json`` and ``.md`` under ``out_dir``, print
-    the markdown, and return the record."""
+def publish(
+    record: dict[str, Any], out_dir: str | Path = RESULTS, suffix: str = ""
+) -> dict[str, Any]:
+    """Write ``<benchmark>_<platform>[<suffix>][_quick].json`` and ``.md`` under
+    ``out_dir``, print the markdown, and return the record (``suffix``: e.g. ``_large``,
+    for a second run of a benchmark with other options)."""
     md = render(record)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{record['benchmark']}_{record['environment']['platform']}"
+    stem = f"{record['benchmark']}_{record['environment']['platform']}{suffix}"
     path = out / (stem + ("_quick" if record["config"].get("quick") else ""))
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     path.with_suffix(".md").write_text(md)
@@ -237,6 +240,8 @@ def header(title: str, record: dict[str, Any]) -> str:
     )
     if record.get("torch_version") and not env.get("torch"):
         versions += f", torch {record['torch_version']}"
+    versions += "".join(f", {k} {v}" for k, v in (env.get("jax_plugins") or {}).items())
+    driver = (env.get("gpu_driver") or {}).get("driver_version")
     load = f"Load average (1/5/15 min) at start {env.get('load_average_1_5_15min')}"
     if "load_average_at_end" in record:
         load += f", at end {record['load_average_at_end']}"
@@ -249,7 +254,8 @@ def header(title: str, record: dict[str, Any]) -> str:
     )
     return (
         f"# {title} ({env['platform']})\n\n"
-        f"Device: {env.get('device_kind')} ({env.get('device')}), device count "
+        f"Device: {env.get('device_kind')} ({env.get('device')})"
+        f"{f', driver {driver}' if driver else ''}, device count "
         f"{env.get('device_count')}, CPU model: {env.get('cpu_model')}, cores: "
         f"{env.get('cpu_count')}. {versions}. {load}.{quick}"
     )

@@ -260,6 +260,47 @@ def load_average() -> list[float] | None:
         return None
 
 
+def nvidia_smi() -> dict[str, str] | None:
+    """Driver version, name and memory of the first GPU from ``nvidia-smi``; None where it
+    is missing or fails (a CPU machine, a container without it): a GPU number means
+    little without the driver it ran under."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    fields = ("driver_version", "name", "memory.total")
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.strip().splitlines()[0] if out.strip() else ""
+    values = [v.strip() for v in first.split(",")]
+    return dict(zip(fields, values, strict=False)) if len(values) == len(fields) else None
+
+
+def jax_plugins() -> dict[str, str]:
+    """Versions of the installed JAX backend plugins (e.g. jax-cuda12-plugin): the CUDA
+    build JAX ran with. Empty on a CPU-only install."""
+    out = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name.startswith("jax-cuda") or name.startswith("jax-rocm"):
+            out[name] = dist.version
+    return dict(sorted(out.items()))
+
+
+def device_memory_bytes(dev: Any) -> int | None:
+    """Memory JAX may use on ``dev`` (its allocator's limit), where the backend says."""
+    try:
+        return (dev.memory_stats() or {}).get("bytes_limit")
+    except Exception:  # not every backend reports its memory
+        return None
+
+
 def environment() -> dict[str, Any]:
     """Versions and device description to store next to every result."""
     import jaxlib
@@ -279,6 +320,9 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "xla_flags": os.environ.get("XLA_FLAGS"),
+        "device_memory_bytes": device_memory_bytes(dev),
+        "jax_plugins": jax_plugins(),
+        "gpu_driver": nvidia_smi() if dev.platform == "gpu" else None,
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average_1_5_15min": load_average(),
     }

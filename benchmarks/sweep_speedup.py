@@ -10,8 +10,8 @@ Every hand-written baseline builds its optimizer from the traced learning rate
 learning rate triggers a compile. The scanned baselines record the per-step loss and
 global gradient norm, as ``jol.sweep`` does; the Python loops record nothing.
 
-Workload 1 -- Rosenbrock 2-D (``jol.problems.rosenbrock(2)``), adam, 2,000 steps,
-K = 64 learning rates ``logspace(-3, 0)``:
+Workload 1 -- Rosenbrock 2-D (``jol.problems.rosenbrock(2)``), adam, 2,000 steps
+(``--rosen-steps``), K = 64 learning rates ``logspace(-3, 0)`` (``--rosen-k``):
 
 * ``python loop``            per learning rate, 2,000 Python calls of one jitted
   ``step(params, state, lr)``. Timed in its own interleaved pair with ``jol.sweep``
@@ -25,24 +25,29 @@ K = 64 learning rates ``logspace(-3, 0)``:
 * ``jol.sweep (optax.adam)`` the same with ``optax.adam`` as the optimizer factory.
 
 Workload 2 -- the digits MLP (``jol.problems.digits_mlp(hidden=128)``), full batch
-(the loss closes over the 1347 training rows), adam, 300 steps, K = 16 learning rates
-``logspace(-4, -1)`` (``--quick``: 50 steps, K = 4): ``jit per lr + python loop``,
+(the loss closes over the 1347 training rows), adam, 300 steps (``--mlp-steps``), K = 16
+learning rates ``logspace(-4, -1)`` (``--mlp-k``; ``--quick``: 50 steps, K = 4): ``jit per lr + python loop``,
 ``scan per lr``, ``hand vmap`` and ``jol.sweep`` (default options; the vmap width and
 chunk size it chose are reported), all interleaved.
 
 Workload 3 -- compile cost of ``jol.sweep`` against K: Rosenbrock 2-D, 200 steps, K = 1,
-64 and 1024 (``--quick``: 1, 64 and 256), default chunk size. Each measurement is the first
+64 and 1024 (``--compile-ks``; ``--quick``: 1, 64 and 256), default chunk size. Each measurement is the first
 call of ``jol.sweep`` on a *fresh* loss function object (so no jit cache can answer),
 inside ``_timing.CompileEvents``: trace + lower + XLA compile seconds, medians of
 ``--compile-repeats`` (3) fresh functions per K, the Ks alternated.
 
 Workload 4 -- scaling: warm ``jol.sweep`` on workload 1's Rosenbrock sweep with K = 64,
-256 and 1024, interleaved, to show the cost per member.
+256 and 1024 (``--scaling-ks``; a GPU run goes to 4096), interleaved, to show the cost per
+member.
 
 Workload 5 -- many members against one: warm ``jol.sweep`` on workload 2's digits MLP
 (300 steps) with K = 1 and K = 64 learning rates on an accelerator (K = 8 on a CPU,
-where members cost time in proportion; ``--quick``: 50 steps, K = 4), interleaved. The
-goal on a GPU: K = 64 in at most 2x the time of K = 1.
+where members cost time in proportion; ``--members-k``; ``--quick``: 50 steps, K = 4),
+interleaved. The goal on a GPU: K = 64 in at most 2x the time of K = 1. With
+``--precision-variants 1`` (the default) the K members are also timed with the options
+that cut the members' activation traffic: ``compute_dtype=jnp.bfloat16`` (the loss
+closing over the training rows cast to bfloat16 once, as :mod:`jaxopt_lab.precision`
+advises for closed-over data, so the products run in bfloat16) and ``remat=True``.
 
 Timing rules (``benchmarks/_timing.py``): every sample is one whole call (a whole sweep)
 blocked on its outputs (``jol.sweep`` returns numpy arrays, so its call is synchronous);
@@ -80,14 +85,22 @@ PARAMS = {
         60.0,
         "seconds the Rosenbrock Python loop may take on all K members before only 8 are timed",
     ),
+    # the workloads' sizes (defaults as documented above): a GPU run asks for more members,
+    # a rehearsal on a CPU (benchmarks/gpu_report.py) for fewer steps
+    "rosen_steps": (2000, 2000, "adam steps of the Rosenbrock sweeps (workloads 1 and 4)"),
+    "rosen_k": (64, 64, "learning rates of the Rosenbrock sweep (workload 1)"),
+    "mlp_steps": (50, 300, "adam steps of the digits sweeps (workloads 2 and 5)"),
+    "mlp_k": (4, 16, "learning rates of the digits sweep (workload 2)"),
+    "compile_steps": (200, 200, "steps of the compile-vs-K sweeps (workload 3)"),
+    "compile_ks": ([1, 64, 256], [1, 64, 1024], "K of the compile workload (3)"),
+    "scaling_ks": ([64, 256, 1024], [64, 256, 1024], "K of the scaling workload (4)"),
+    "members_k": (4, 0, "many-members K (workload 5); 0: 64 on an accelerator, 8 on a CPU", 0),
+    "precision_variants": (1, 1, "workload 5 also times K members in bfloat16 and with remat", 0),
 }
-ROSEN_STEPS, ROSEN_K, ROSEN_LR_RANGE = 2000, 64, (-3.0, 0.0)
+ROSEN_LR_RANGE = (-3.0, 0.0)
 PY_FALLBACK_MEMBERS, PY_QUICK_MEMBERS = 8, 4
 MLP_HIDDEN, MLP_LR_RANGE = 128, (-4.0, -1.0)
-MLP_STEPS, MLP_K = (50, 300), (4, 16)  # (quick, full)
-COMPILE_STEPS, COMPILE_KS = 200, ((1, 64, 256), (1, 64, 1024))  # (quick, full)
-SCALING_KS = (64, 256, 1024)
-MEMBERS_K_ACCEL, MEMBERS_K_CPU, MEMBERS_K_QUICK = 64, 8, 4
+MEMBERS_K_ACCEL, MEMBERS_K_CPU = 64, 8
 SWEEP_CONFIG = ("vmap_width", "chunk_size", "chunks")
 
 # Variant names (also the JSON keys).
@@ -179,11 +192,15 @@ def stack_members(outs: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *outs)
 
 
-def digits() -> tuple[Callable, Any, int]:
+def digits(x_dtype: Any = None) -> tuple[Callable, Any, int]:
     """The full-batch loss of the digits MLP (closing over the training rows on the
-    device), its initial params and the number of rows."""
+    device, their floating leaves cast to ``x_dtype`` when given), its initial params
+    and the number of rows."""
     prob = jol.problems.digits_mlp(hidden=MLP_HIDDEN, validation_fraction=0)  # N=1347 as before
     train = jax.device_put(prob.train)
+    if x_dtype is not None:  # a closed-over array is not cast by compute_dtype: cast it once
+        floating = lambda x: jnp.issubdtype(x.dtype, jnp.floating)  # noqa: E731
+        train = jax.tree.map(lambda x: x.astype(x_dtype) if floating(x) else x, train)
     params = jax.block_until_ready(prob.init_params(jax.random.key(0)))
 
     def loss(p: Any) -> jax.Array:
@@ -201,7 +218,7 @@ def sweep_config(res: Any) -> dict[str, Any]:
 
 def bench_rosenbrock(cfg: Any, log: R.Log) -> dict[str, Any]:
     prob = jol.problems.rosenbrock(2)
-    fn, x0, steps, k = prob.fn, prob.x0, ROSEN_STEPS, ROSEN_K
+    fn, x0, steps, k = prob.fn, prob.x0, cfg.rosen_steps, cfg.rosen_k
     lrs = logspace(ROSEN_LR_RANGE, k)
     sweep = T.Variant(SWEEP, P(jol.sweep, jol.adam, fn, x0, lrs, steps), work=k, check=VMAP)
     variants = [
@@ -268,7 +285,7 @@ def bench_rosenbrock(cfg: Any, log: R.Log) -> dict[str, Any]:
 
 
 def bench_digits(cfg: Any, log: R.Log) -> dict[str, Any]:
-    steps, k = MLP_STEPS[not cfg.quick], MLP_K[not cfg.quick]
+    steps, k = cfg.mlp_steps, cfg.mlp_k
     loss, params, n = digits()
     lrs = logspace(MLP_LR_RANGE, k)
     py_loop = P(python_loop(loss, params, steps), scalars(lrs))
@@ -312,14 +329,14 @@ def fresh_loss(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], ja
 
 
 def bench_compile(cfg: Any, log: R.Log) -> dict[str, Any]:
-    prob, ks = jol.problems.rosenbrock(2), COMPILE_KS[not cfg.quick]
+    prob, ks = jol.problems.rosenbrock(2), tuple(cfg.compile_ks)
     lrs = {k: logspace(ROSEN_LR_RANGE, k) for k in ks}
     events: dict[int, list[dict[str, Any]]] = {k: [] for k in ks}
     config: dict[int, dict[str, Any]] = {}
     for r in range(cfg.compile_repeats):
         for k in ks if r % 2 == 0 else ks[::-1]:
             with T.CompileEvents() as ev:
-                res = jol.sweep(jol.adam, fresh_loss(prob.fn), prob.x0, lrs[k], COMPILE_STEPS)
+                res = jol.sweep(jol.adam, fresh_loss(prob.fn), prob.x0, lrs[k], cfg.compile_steps)
             events[k].append({**ev.to_dict(), "compile_total_s": sum(ev.totals.values())})
             config[k] = sweep_config(res)
     log("compile vs K done")
@@ -331,7 +348,7 @@ def bench_compile(cfg: Any, log: R.Log) -> dict[str, Any]:
     total = [per_k[str(k)]["median"]["compile_total_s"] for k in ks]
     return {
         "problem": "rosenbrock 2-D, jol.sweep(jol.adam), default chunk size",
-        "steps": COMPILE_STEPS,
+        "steps": cfg.compile_steps,
         "ks": list(ks),
         "repeats": cfg.compile_repeats,
         "per_k": per_k,
@@ -343,10 +360,10 @@ def bench_compile(cfg: Any, log: R.Log) -> dict[str, Any]:
 
 
 def bench_scaling(cfg: Any, log: R.Log) -> dict[str, Any]:
-    prob = jol.problems.rosenbrock(2)
+    prob, steps = jol.problems.rosenbrock(2), cfg.rosen_steps
     variants = []
-    for k in SCALING_KS:
-        call = P(jol.sweep, jol.adam, prob.fn, prob.x0, logspace(ROSEN_LR_RANGE, k), ROSEN_STEPS)
+    for k in cfg.scaling_ks:
+        call = P(jol.sweep, jol.adam, prob.fn, prob.x0, logspace(ROSEN_LR_RANGE, k), steps)
         variants.append(T.Variant(f"K={k}", call, work=k, info={"k": k}))
     rows, outs = T.measure(
         variants, ref=variants[0].name, repeats=cfg.repeats, warmup=cfg.warmup, compile=False, **PER
@@ -355,22 +372,21 @@ def bench_scaling(cfg: Any, log: R.Log) -> dict[str, Any]:
         rows[v.name]["chunks"] = outs[v.name].config["chunks"]
         t = {key: rows[v.name]["time_s"][key] for key in ("min", "median", "max")}
         rows[v.name]["ns_per_member_step"] = {
-            key: x * 1e9 / (v.work * ROSEN_STEPS) for key, x in t.items()
+            key: x * 1e9 / (v.work * steps) for key, x in t.items()
         }
     log("scaling done")
     return {
         "problem": "rosenbrock 2-D, jol.sweep(jol.adam), default options",
-        "steps": ROSEN_STEPS,
+        "steps": steps,
+        "ks": list(cfg.scaling_ks),
         "repeats": cfg.repeats,
         "variants": rows,
     }
 
 
 def bench_members(cfg: Any, log: R.Log) -> dict[str, Any]:
-    steps = MLP_STEPS[not cfg.quick]
-    if cfg.quick:
-        big_k = MEMBERS_K_QUICK
-    else:
+    steps, big_k = cfg.mlp_steps, cfg.members_k
+    if big_k == 0:  # members cost time in proportion on a CPU: fewer there
         big_k = MEMBERS_K_CPU if jax.default_backend() == "cpu" else MEMBERS_K_ACCEL
     loss, params, _ = digits()
     # K = 1 takes the middle of the grid: a learning rate that trains, not an edge
@@ -379,12 +395,21 @@ def bench_members(cfg: Any, log: R.Log) -> dict[str, Any]:
         T.Variant(f"K={k}", P(jol.sweep, jol.adam, loss, params, lrs, steps), work=k)
         for k, lrs in grids.items()
     ]
+    if cfg.precision_variants:
+        variants += precision_variants(loss, params, grids[big_k], steps)
     rows, outs = T.measure(
         variants, ref="K=1", repeats=cfg.mlp_repeats, warmup=cfg.mlp_warmup, **PER
     )
     for name, row in rows.items():
         row["sweep_config"] = sweep_config(outs[name])
     log("members vs one done")
+    extra = {}
+    for name in (BF16, REMAT) if cfg.precision_variants else ():
+        key = f"K={big_k} {name}"
+        extra[f"ratio_k_{name.split('=')[0]}_over_1"] = rows[key]["ratio_to_K=1"]
+        extra[f"final_losses_max_abs_diff_{name.split('=')[0]}"] = T.max_abs_diff(
+            outs[key].final_losses, outs[f"K={big_k}"].final_losses
+        )
     return {
         "problem": f"jol.problems.digits_mlp(hidden={MLP_HIDDEN}), full batch, float32, "
         "jol.sweep(jol.adam), default options",
@@ -393,7 +418,20 @@ def bench_members(cfg: Any, log: R.Log) -> dict[str, Any]:
         "repeats": cfg.mlp_repeats,
         "variants": rows,
         "ratio_k_over_1": rows[f"K={big_k}"]["ratio_to_K=1"],
+        **extra,
     }
+
+
+BF16, REMAT = "compute_dtype=bfloat16", "remat"
+
+
+def precision_variants(loss: Callable, params: Any, lrs: jax.Array, steps: int) -> list[T.Variant]:
+    """The K members with the loss in bfloat16 (closing over bfloat16 rows) and with the
+    activations recomputed in the backward pass (``remat=True``)."""
+    loss16, k = digits(jnp.bfloat16)[0], lrs.shape[0]
+    low = P(jol.sweep, jol.adam, loss16, params, lrs, steps, compute_dtype=jnp.bfloat16)
+    remat = P(jol.sweep, jol.adam, loss, params, lrs, steps, remat=True)
+    return [T.Variant(f"K={k} {BF16}", low, work=k), T.Variant(f"K={k} {REMAT}", remat, work=k)]
 
 
 WORKLOADS = {
@@ -407,6 +445,10 @@ WORKLOADS = {
 
 def run(quick: bool = True, **options: Any) -> dict[str, Any]:
     cfg = R.settings(PARAMS, quick, options)
+    if cfg.members_k == 1:  # compared with K=1: the same variant twice
+        raise ValueError("--members-k: need 0 (automatic) or >= 2, got 1")
+    if len(cfg.compile_ks) < 2 or len(cfg.scaling_ks) < 2:  # each is a comparison
+        raise ValueError("--compile-ks, --scaling-ks: need at least 2 values each")
     record, log = R.begin("sweep_speedup", cfg, dtype="float32", **R.WHOLE_CALLS)
     for key, bench in WORKLOADS.items():
         record[key] = bench(cfg, log)
@@ -447,14 +489,20 @@ COMPILE_COLUMNS = [
     ("compile total s", "median.compile_total_s", ".3f"),
     ("1st call wall s", "median.wall_s", ".3f"),
 ]
-SCALING_COLUMNS = [
-    ("K", "name", None),
-    ("chunks", "chunks", "d"),
-    *columns(0)[2:5],
-    ("µs/member (median)", lambda row: row["ms_per_member"]["median"] * 1e3, ".1f"),
-    ("ns/member-step (median)", "ns_per_member_step.median", ".2f"),
-    (f"time / K={SCALING_KS[0]} (paired q25-q75)", R.ratio_to_ref, R.ratio),
-]
+
+
+def scaling_columns(ref: str) -> list[tuple]:
+    """The scaling table's columns; ``ref``: the first K's row, the others' reference."""
+    return [
+        ("K", "name", None),
+        ("chunks", "chunks", "d"),
+        *columns(0)[2:5],
+        ("µs/member (median)", lambda row: row["ms_per_member"]["median"] * 1e3, ".1f"),
+        ("ns/member-step (median)", "ns_per_member_step.median", ".2f"),
+        (f"time / {ref} (paired q25-q75)", R.ratio_to_ref, R.ratio),
+    ]
+
+
 MEMBERS_COLUMNS = [
     ("K", "name", None),
     ("vmap width", "sweep_config.vmap_width", "d"),
@@ -475,6 +523,20 @@ ABOUT = (
     "function) also compiles the sweep's helpers (seed keys, the loss probe that picks the "
     "vmap width), hence its extra XLA compiles."
 )
+
+
+def members_precision_note(mb: dict[str, Any]) -> str:
+    """The bfloat16 and remat rows' ratios to K=1 and their final losses' distance from
+    the float32 sweep's (nothing for a record without them)."""
+    out = ""
+    for name in ("compute_dtype", "remat"):
+        if f"ratio_k_{name}_over_1" in mb:
+            diff = mb[f"final_losses_max_abs_diff_{name}"]
+            out += (
+                f" With {name}: **{R.ratio(mb[f'ratio_k_{name}_over_1'])}** (final losses within "
+                f"{diff:.2e} of float32)."
+            )
+    return out
 
 
 def chose(sec: dict[str, Any]) -> str:
@@ -561,7 +623,7 @@ def report(record: dict[str, Any]) -> list[Any]:
             notes=[compile_note + "."],
         ),
         R.Table(
-            SCALING_COLUMNS,
+            scaling_columns(next(iter(s["variants"]))),
             R.named(s["variants"]),
             title=f"Scaling: warm jol.sweep on Rosenbrock 2-D, {s['steps']:,} steps, "
             f"{s['repeats']} repeats",
@@ -571,7 +633,10 @@ def report(record: dict[str, Any]) -> list[Any]:
             R.named(mb["variants"]),
             title=f"Many members against one: warm jol.sweep on the digits MLP, {mb['steps']} "
             f"steps, {mb['repeats']} repeats",
-            notes=[f"* K={mb['ks'][1]} / K=1: **{R.ratio(mb['ratio_k_over_1'])}**."],
+            notes=[
+                f"* K={mb['ks'][1]} / K=1: **{R.ratio(mb['ratio_k_over_1'])}**."
+                + members_precision_note(mb)
+            ],
         ),
     ]
 

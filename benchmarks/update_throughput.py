@@ -636,7 +636,9 @@ def report(record: dict[str, Any]) -> list[Any]:
             )
             if not info["donation_ok"]:
                 bad.append(f"{r['optimizer']} / {r['dtype']} / {layout} / {lib}")
-        skipped.update({k: v for k, v in r.get("torch", {}).items() if k.startswith("torch Adam")})
+        # "torch": "not importable" says why a run on a machine without torch has no torch rows
+        torch_notes = r.get("torch", {}).items()
+        skipped.update({k: v for k, v in torch_notes if k == "torch" or k.startswith("torch Adam")})
     skipped.update(record.get("not_run", {}))
     skipped.update({k: f"failed ({v})" for k, v in record.get("failed", {}).items()})
     notes = [f"Not run: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}"] if skipped else []

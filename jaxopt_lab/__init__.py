@@ -24,6 +24,7 @@ from jaxopt_lab.base import (
     chain,
     identity,
 )
+from jaxopt_lab.bounded import lbfgsb, projected_gradient, projection_box
 from jaxopt_lab.contrib import (  # optax has these at top level too
     DifferentiallyPrivateAggregateState,
     differentially_private_aggregate,
@@ -36,6 +37,7 @@ from jaxopt_lab.errors import (
     InputValueError,
 )
 from jaxopt_lab.gradients import check_grad, numerical_grad
+from jaxopt_lab.least_squares import least_squares
 from jaxopt_lab.linesearch import backtracking_linesearch, zoom_linesearch
 from jaxopt_lab.loops import OptimizeResult, Status, fit, minimize, trajectory
 from jaxopt_lab.lr_find import LRFindResult, lr_find
@@ -70,6 +72,7 @@ from jaxopt_lab.optimizers import (
     sm3,
     yogi,
 )
+from jaxopt_lab.precision import with_compute_dtype, with_remat
 from jaxopt_lab.quasi_newton import bfgs, lbfgs, newton_cg, nonlinear_cg
 from jaxopt_lab.schedules import (
     constant_schedule,
@@ -236,6 +239,8 @@ __all__ = [
     "lr_find",
     "minimize",
     "trajectory",
+    "with_compute_dtype",
+    "with_remat",
     "adabelief",
     "adadelta",
     "adagrad",
@@ -267,8 +272,12 @@ __all__ = [
     "sm3",
     "bfgs",
     "lbfgs",
+    "lbfgsb",
+    "projected_gradient",
+    "projection_box",
     "newton_cg",
     "nonlinear_cg",
+    "least_squares",
     "constant_schedule",
     "cosine_decay_schedule",
     "exponential_decay",

@@ -26,6 +26,11 @@ class Evaluated(NamedTuple):
     num_grad_evals: jax.Array
     num_hvp_evals: jax.Array  # Hessian-vector products (Newton-CG)
     stalled: jax.Array = False
+    # A constrained solver's projection onto its feasible set, ``params -> params`` (a
+    # pytree callable whose leaves, e.g. the bounds, are data); None when unconstrained.
+    # The loop then starts from ``projection(params)`` and measures stationarity by
+    # ||projection(x - g) - x|| instead of ||g||, which is not zero at a bounded solution.
+    projection: Any = None
 
 
 def abs_sq(x: jax.Array) -> jax.Array:

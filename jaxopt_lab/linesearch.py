@@ -275,6 +275,7 @@ def zoom_search(
     max_steps: int = 30,
     max_step_size: float = 1e10,
     extra_condition: Callable[[Params], jax.Array] | None = None,
+    accept_at_max: bool = False,
 ) -> SearchResult:
     r"""A step satisfying the strong Wolfe conditions
 
@@ -297,6 +298,11 @@ def zoom_search(
     the line through them by more than its rounding and ten times more than the slopes
     allow (a loss summed from terms that cancel, such as a least-squares fit, is
     computed with errors far above :math:`\varepsilon |f|`).
+
+    ``accept_at_max``: a step of ``max_step_size`` with sufficient decrease where the
+    function still decreases is accepted even if the slope is steep (a bound-constrained
+    search cannot go further, and would otherwise try the same step again until out of
+    evaluations); where it increases again, the search zooms back into the bracket.
     """
     dtype = jnp.result_type(value)
     slope = tree_vdot(grad, direction).astype(dtype)
@@ -320,6 +326,8 @@ def zoom_search(
         accept = ~worse & (jnp.abs(d) <= -c2 * slope)
         if extra_condition is not None:
             accept = accept & extra_condition(g)
+        if accept_at_max:
+            accept = accept | (~worse & (a >= max_step_size) & (d < 0))
         turn = ~worse & jnp.where(z.bracketed, d * (z.hi - z.lo) >= 0, d >= 0)
         bracketed = z.bracketed | worse | turn
 

@@ -36,6 +36,7 @@ from jaxopt_lab.base import HyperFunction, Params, Static
 from jaxopt_lab.checks import (
     check_callable,
     check_count,
+    check_flag,
     check_key,
     check_optimizer,
     check_params,
@@ -43,7 +44,9 @@ from jaxopt_lab.checks import (
     check_tol,
     is_concrete,
 )
-from jaxopt_lab.errors import InputValueError
+from jaxopt_lab.errors import InputTypeError, InputValueError
+from jaxopt_lab.implicit import implicit_solve, refuse_reverse_mode
+from jaxopt_lab.precision import wrap_loss
 
 
 class OptimizeResult(NamedTuple):
@@ -158,11 +161,14 @@ def _evals(step, state0, state, n_observed, warm):
 @functools.partial(
     jax.jit, static_argnames=("loss_fn", "steps", "has_aux", "static_opt", "use_tol")
 )
-def _minimize(params, dyn_opt, tol, state, *, loss_fn, steps, has_aux, static_opt, use_tol):
-    check_scalar_fn(loss_fn, (params,), "loss_fn", bool(has_aux))  # at trace time only
+def _minimize(params, dyn_opt, tol, state, args, *, loss_fn, steps, has_aux, static_opt,
+              use_tol):  # fmt: skip
+    check_scalar_fn(loss_fn, (params, *args), "loss_fn", bool(has_aux))  # at trace time only
     optimizer = _optimizer(dyn_opt, static_opt)
     warm = state is not None
     state0 = state if warm else optimizer.init(params)
+    if args:  # the loop sees a function of the params alone; no args: the same program
+        loss_fn = functools.partial(_with_args, loss_fn, args)
     step = core.stepper(optimizer, loss_fn, has_aux, state0)
     carry = core.start(step, loss_fn, has_aux, params, state0, warm=warm)
     if use_tol or step.reuses:  # a solver that evaluates itself may stop on its own
@@ -175,23 +181,42 @@ def _minimize(params, dyn_opt, tol, state, *, loss_fn, steps, has_aux, static_op
             out.status,
         )
         n_observed = out.num_observed
+        looped = True
     else:
         carry, (losses, norms) = core.run_fixed(step, carry, None, length=steps)
         n = n_observed = jnp.asarray(steps)
         status = core.fixed_status(losses, norms)
+        looped = False
     aux = carry.last
     if step.reuses:
         # the line searches drop the aux: evaluate it once at the final params
         aux = core.value_and_grad(loss_fn, has_aux, carry.params, ()).aux if has_aux else None
     fun, grad = _evals(step, state0, carry.state, n_observed, warm)
     converged = status == Status.CONVERGED
-    return OptimizeResult(
+    result = OptimizeResult(
         carry.params, carry.state, losses, norms, n, converged, aux, fun, grad, status
     )
+    # JAX cannot transpose a while loop; say what to do before it tries (compiles to nothing)
+    return refuse_reverse_mode(result, _REVERSE_MODE_MESSAGE) if looped else result
+
+
+def _with_args(loss_fn, args, params):
+    return loss_fn(params, *args)
+
+
+_REVERSE_MODE_MESSAGE = (
+    "jol.minimize cannot be differentiated in reverse mode (jax.grad, jax.vjp) when it "
+    "runs a while loop (with `tol`, or with a solver that runs a line search). For "
+    "derivatives of the solution with respect to `args`, pass `implicit_diff=True` (by "
+    "the implicit function theorem, about the cost of one more solve); to differentiate "
+    "through the unrolled updates (a hypergradient w.r.t. a learning rate), use a "
+    "first-order optimizer with a fixed number of `steps` and tol=None. Forward mode "
+    "(jax.jvp, jax.jacfwd) works as it is."
+)
 
 
 def minimize(
-    loss_fn: Callable[[Params], Any],
+    loss_fn: Callable[..., Any],
     params: Params,
     optimizer: Any,
     steps: int,
@@ -199,9 +224,14 @@ def minimize(
     tol: float | None = None,
     has_aux: bool = False,
     state: Any = None,
+    args: tuple = (),
+    implicit_diff: bool = False,
+    linear_solver: Callable | None = None,
+    compute_dtype: Any = None,
+    remat: Any = False,
 ) -> OptimizeResult:
-    r"""Minimize ``loss_fn(params) -> scalar`` with ``optimizer`` for ``steps`` updates,
-    in one compiled program.
+    r"""Minimize ``loss_fn(params, *args) -> scalar`` with ``optimizer`` for ``steps``
+    updates, in one compiled program.
 
     With ``tol``, stops at the first step whose gradient norm
     :math:`\lVert\nabla f\rVert_2 \le` ``tol`` (that step makes no update, and
@@ -214,30 +244,72 @@ def minimize(
     With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and ``result.aux`` is the aux
     of the last evaluation.
 
+    ``args`` (a tuple of pytrees :math:`\theta`, default none) are passed to every
+    evaluation, ``loss_fn(params, *args)``. They are traced, never static: new values
+    reuse the compiled program, and ``jax.vmap`` can map over them.
+
+    Derivatives of the result. Through a fixed number of first-order ``steps`` (no
+    ``tol``), ``jax.grad`` differentiates the unrolled updates (a hypergradient, e.g.
+    w.r.t. the learning rate). Forward mode (``jax.jvp``, ``jax.jacfwd``) works through
+    every run. Reverse mode through a run that loops on a stop test (``tol``, or a
+    solver with a line search) raises a :class:`~jaxopt_lab.implicit.ReverseModeError`,
+    unless ``implicit_diff=True``: then the solution :math:`x^*` is differentiated in
+    ``args`` by the implicit function theorem, from
+    :math:`\nabla_x f(x^*, \theta) = 0`: :math:`\partial x^*/\partial\theta =
+    -H^{-1}\,\partial_\theta\nabla_x f` with :math:`H = \nabla^2_{xx} f(x^*, \theta)`,
+    solved by ``linear_solver`` (default :func:`jaxopt_lab.implicit.conjugate_gradient`,
+    with Hessian-vector products), so ``jax.grad`` costs about one more solve and never
+    stores the iterations. ``params``, the loss at the solution (``losses[j]`` for
+    :math:`j \ge` ``num_steps``) and ``aux`` get derivatives; the history, the state and
+    the counts are constants, and nothing flows to the starting params, the optimizer
+    or ``tol`` (a converged solution depends on none of them). The rule assumes a
+    solution: run to a tight ``tol`` and check ``converged``; :math:`H` must be positive
+    definite there. See :func:`jaxopt_lab.implicit.implicit_solve`.
+
     ``state`` continues a run: pass a previous result's ``.params`` and ``.state``
     (schedules continue their count). 100 steps and then 100 more from there give the
     same numbers, bit for bit, as 200 steps at once.
+
+    ``compute_dtype`` (e.g. ``jnp.bfloat16``) evaluates the loss with its floating
+    params and ``args`` cast to it, the loss cast back (params, gradients and state keep
+    their dtype); ``remat`` (True or a ``jax.checkpoint_policies`` policy) recomputes
+    the loss's activations in the backward pass. See :mod:`jaxopt_lab.precision`.
 
     Example::
 
         res = jol.minimize(lambda p: jnp.sum((p - 3.0) ** 2), jnp.zeros(2), jol.adam(0.1), 500)
         res.params, res.losses[-1]
+
+        def ridge(w, lam):  # d x*(lam) / d lam by implicit differentiation
+            return jnp.sum((X @ w - y) ** 2) + lam * jnp.sum(w**2)
+        solve = lambda lam: jol.minimize(ridge, w0, jol.lbfgs(), 100, tol=1e-8,
+                                         args=(lam,), implicit_diff=True).params
+        jax.jacobian(solve)(0.1)
     """
     steps = check_count("steps", steps)
     dyn, static = _check_common(loss_fn, params, optimizer)
-    check_tol(tol)
+    tol = _host_tol(tol)
     _check_state(state, optimizer, params)
-    result = _minimize(
-        params,
-        dyn,
-        None if tol is None else np.asarray(tol, jnp.result_type(float)),  # host scalar
-        state,
-        loss_fn=loss_fn,
-        steps=steps,
-        has_aux=bool(has_aux),
-        static_opt=static,
-        use_tol=tol is not None,
-    )
+    _check_implicit(args, implicit_diff, linear_solver)
+    if implicit_diff:
+        _check_unconstrained(optimizer, params)
+    # the implicit rule differentiates the loss as given (its linear solve in the params'
+    # dtype, not in a compute_dtype's rounding)
+    exact_loss = loss_fn
+    loss_fn = wrap_loss(loss_fn, compute_dtype, remat, bool(has_aux))  # equal wrappers: one compile
+    if implicit_diff:  # the solution depends on none of them; a closure must not see a JVP tracer
+        dyn, tol, state = _constants((dyn, tol, state))
+
+    def solve(params, args):
+        return _minimize(params, dyn, tol, state, args, loss_fn=loss_fn, steps=steps,
+                         has_aux=bool(has_aux), static_opt=static, use_tol=tol is not None)  # fmt: skip
+
+    if implicit_diff:
+        result = implicit_solve(
+            solve, exact_loss, params, args, has_aux=bool(has_aux), linear_solver=linear_solver
+        )
+    else:
+        result = solve(params, args)
     # A line search cannot start from a non-finite value (the loop stops at once then).
     if evaluated_state(result.state) is not None and is_concrete(result.losses):
         first = np.asarray(result.losses)[0]  # one transfer; an eager slice costs ~0.15 ms
@@ -247,6 +319,58 @@ def minimize(
                 "line-search method needs a finite value there (check the start and the loss)."
             )
     return result
+
+
+def _host_tol(tol: Any) -> Any:
+    """``tol`` checked, as a host scalar of the default float dtype (None stays None).
+    A plain float, the usual case, is checked and converted once per value: the generic
+    check and ``result_type`` cost about 8 us a call, a tenth of a small solve."""
+    if type(tol) is float and tol >= 0:  # not NaN, not a bool, not a tracer
+        return _float_tol(tol, bool(jax.config.jax_enable_x64))
+    check_tol(tol)
+    return None if tol is None else np.asarray(tol, jnp.result_type(float))
+
+
+@functools.lru_cache(maxsize=64)
+def _float_tol(tol: float, x64: bool) -> np.ndarray:
+    out = np.asarray(tol, np.float64 if x64 else np.float32)
+    out.flags.writeable = False  # shared between calls
+    return out
+
+
+def _check_unconstrained(optimizer: Any, params: Params) -> None:
+    """The implicit rule needs a zero gradient at the solution, which a bounded solver's
+    (``lbfgsb``, ``projected_gradient``: a projection in its record) does not have where
+    a bound is active: refuse, rather than return wrong derivatives."""
+    ev = evaluated_state(jax.eval_shape(optimizer.init, params))  # shapes only: no compute
+    if ev is not None and ev.projection is not None:
+        raise InputValueError(
+            "implicit_diff=True needs an unconstrained solver: at a solution on a bound the "
+            "gradient is not zero, and the implicit function theorem as implemented (for "
+            "grad f = 0) would give wrong derivatives. Use an unconstrained optimizer, or "
+            "differentiate a fixed number of steps."
+        )
+
+
+def _check_implicit(args: Any, implicit_diff: Any, linear_solver: Any) -> None:
+    if not isinstance(args, tuple):
+        raise InputTypeError(
+            "`args` must be a tuple of pytrees (loss_fn is called as loss_fn(params, "
+            f"*args)), got {type(args).__name__}; write args=(x,) for a single one."
+        )
+    check_flag("implicit_diff", implicit_diff)
+    if linear_solver is not None:
+        if not implicit_diff:
+            raise InputValueError("`linear_solver` is used only with implicit_diff=True.")
+        check_callable("linear_solver", linear_solver, "a callable (matvec, b) -> solution")
+
+
+def _constants(tree: Any) -> Any:
+    """``tree`` with derivatives stopped at its traced leaves (concrete ones as they are:
+    an eager stop_gradient would cost a dispatch per leaf)."""
+    return jax.tree.map(
+        lambda x: jax.lax.stop_gradient(x) if isinstance(x, jax.core.Tracer) else x, tree
+    )
 
 
 def _record_params(carry, obs):
@@ -379,6 +503,8 @@ def fit(
     eval_fn: Callable[..., Any] | None = None,
     eval_data: Any = None,
     eval_every: int | None = None,
+    compute_dtype: Any = None,
+    remat: Any = False,
 ) -> OptimizeResult:
     r"""Train ``loss_fn(params, batch) -> scalar`` over ``data`` in mini-batches, in one
     compiled program.
@@ -403,6 +529,12 @@ def fit(
     ``eval_fn(params, eval_data) -> scalar`` (``eval_fn(params)`` without ``eval_data``)
     evaluates the params after every ``eval_every`` steps and after the last (default:
     the last only), inside the same program: ``result.evals`` and ``result.eval_steps``.
+
+    ``compute_dtype`` (e.g. ``jnp.bfloat16``) evaluates the loss with the floating params
+    and batch cast to it, the loss cast back (params, gradients and state keep their
+    dtype; ``eval_fn`` runs as given); ``remat`` (True or a ``jax.checkpoint_policies``
+    policy) recomputes the loss's activations in the backward pass instead of storing
+    them. See :mod:`jaxopt_lab.precision`.
     """
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
@@ -415,6 +547,7 @@ def fit(
             f"`batch_size` must be <= the number of examples ({n}), got {batch_size}."
         )
     key = check_key(key)
+    loss_fn = wrap_loss(loss_fn, compute_dtype, remat, bool(has_aux))  # equal wrappers: one compile
     total = epochs * (n // batch_size)
     if eval_fn is None and (eval_data is not None or eval_every is not None):
         raise InputValueError("`eval_data` and `eval_every` need `eval_fn`.")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "tuning", "quasi_newton")
+SUITE = ("update_throughput", "loop_overhead", "sweep_speedup", "tuning", "quasi_newton",
+         "bounded", "least_squares", "implicit_diff")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +168,110 @@ def test_tuning_compares_grid_and_optuna_on_one_compile_per_method():
         assert set(sec["goals"]["3"]["halving_vs_grid"]) == {"coarse", "fine"}
     md = R.render(record)
     assert "| optuna K=3 (1-step rungs) |" in md and "| grid K=3 |" in md
+
+
+# --------------------------------------------------------------------------- --gpu-report
+
+
+def _param_names(module: str) -> set[str]:
+    """The option names a benchmark declares (its ``PARAMS`` keys), read from its source:
+    importing quasi_newton would turn on float64 for this whole process."""
+    import ast
+
+    tree = ast.parse((REPO / "benchmarks" / f"{module}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "PARAMS" for t in node.targets
+        ):
+            return {k.value for k in node.value.keys}
+    raise AssertionError(f"{module} declares no PARAMS")
+
+
+def test_gpu_plan_covers_the_suite_within_its_deadline_with_known_options():
+    """The GPU plan runs every benchmark of the suite, its budgets fit the deadline, and
+    every option it (or its rehearsal) sets is one the benchmark declares."""
+    from benchmarks import __main__ as suite
+    from benchmarks import gpu_report as G
+
+    plan = G.plan_for(None, rehearse=False)
+    assert {e.name for e, _ in plan} == set(suite.SUITE)
+    assert len({e.key for e, _ in plan}) == len(plan)  # one file name each
+    assert sum(e.budget_s for e, _ in plan) <= G.DEADLINE_S
+    for entry, options in plan + G.plan_for(None, rehearse=True):
+        assert set(options) <= _param_names(entry.name), entry.key
+    sweep = dict(G.plan_for(["sweep_speedup"], rehearse=False)[0][1])
+    assert max(sweep["scaling_ks"]) == 4096 and sweep["members_k"] == 64
+    table = G.plan_table(plan, G.DEADLINE_S)
+    assert "| update_throughput_optimizers |" in table and "| total |" in table
+
+
+def test_gpu_report_summarises_recorded_results_and_keeps_them_in_one_tar(tmp_path):
+    """run_plan with a stand-in runner that 'runs' a benchmark by copying its committed
+    record: every headline reads, the report and the archive are written after each."""
+    import tarfile
+
+    from benchmarks import gpu_report as G
+
+    results = REPO / "benchmarks" / "results"
+
+    def runner(entry, options, out, cap_s):
+        src = results / f"{entry.name}_cpu.json"
+        (out / f"{entry.name}_cpu{'_' + entry.tag if entry.tag else ''}.json").write_text(
+            src.read_text()
+        )
+        return {"status": "ok", "returncode": 0, "wall_s": 1.0}
+
+    plan = G.plan_for(None, rehearse=False)
+    tar = tmp_path / "back" / "gpu_results.tar"
+    report = G.run_plan(plan, tmp_path / "out", deadline_s=60, rehearse=False, tar=tar,
+                        runner=runner)  # fmt: skip
+    for r in report["results"]:
+        assert r["status"] == "ok" and r["file"], r
+        assert r["headline"] and "headline error" not in r["headline"], r
+    ut = report["results"][0]["headline"]["adam f32 2^24 1 leaves"]
+    assert "ours/optax" in ut and "% copy BW" in ut and "fused (cpu)/optax" in ut
+    md = (tmp_path / "out" / "gpu_report.md").read_text()
+    assert md.count("| ok |") == len(plan) and "minimize/hand-written" in md
+    with tarfile.open(tar) as archive:
+        names = set(archive.getnames())
+    assert {"gpu_report.json", "gpu_report.md", "sweep_speedup_cpu.json"} <= names
+    assert "update_throughput_cpu_optimizers.json" in names
+
+
+def test_gpu_report_records_a_failing_and_a_hanging_benchmark_and_goes_on(tmp_path, monkeypatch):
+    """Each benchmark runs in its own process: one that raises is recorded with its
+    error, one that outlives its cap is killed and recorded so, and the run goes on."""
+    from benchmarks import gpu_report as G
+
+    pkg = tmp_path / "fakebench"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "boom.py").write_text("def run(quick, **o):\n    raise RuntimeError('no GPU here')\n")
+    (pkg / "hang.py").write_text("import time\ndef run(quick, **o):\n    time.sleep(600)\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{__import__('os').pathsep}{REPO}")
+    plan = [(G.Entry("fakebench.boom", 5, {}, {}), {}), (G.Entry("fakebench.hang", 2, {}, {}), {})]
+    report = G.run_plan(plan, tmp_path / "out", deadline_s=60, rehearse=False)
+    boom, hang = report["results"]
+    assert boom["status"] == "failed" and "RuntimeError: no GPU here" in boom["error"]
+    assert hang["status"] == "timeout" and hang["wall_s"] < 30
+    md = (tmp_path / "out" / "gpu_report.md").read_text()
+    assert "| fakebench.boom | failed |" in md and "| fakebench.hang | timeout |" in md
+
+
+def test_the_driver_is_read_from_nvidia_smi_and_its_absence_is_no_error(tmp_path, monkeypatch):
+    """A stand-in nvidia-smi on PATH (the query's CSV line, as the real one prints it):
+    the environment names the driver; without it, None and the report says so."""
+    from benchmarks import _timing as T
+    from benchmarks import gpu_report as G
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '580.159.04, NVIDIA H200, 143771 MiB'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    gpu = T.nvidia_smi()
+    assert gpu == {"driver_version": "580.159.04", "name": "NVIDIA H200",
+                   "memory.total": "143771 MiB"}  # fmt: skip
+    assert "NVIDIA H200, 143771 MiB, driver 580.159.04" in G.device_line({"gpu": gpu})
+    smi.unlink()
+    assert T.nvidia_smi() is None
+    assert "no nvidia-smi" in G.device_line({"gpu": None})

@@ -38,6 +38,16 @@ Layout: ``plan`` (validation, the member table, width and chunks, cached), ``ker
 re-run, devices and hosts, checkpoints through ``checkpoint``), ``halving`` (a sweep
 pruned by successive halving, segment by segment), ``result`` (:class:`SweepResult`).
 
+Precision
+---------
+``compute_dtype=jnp.bfloat16`` evaluates every member's loss and gradient with bfloat16
+params and data batches (float32 params, gradients and optimizer states kept), and
+``remat=True`` recomputes the loss's activations in the backward pass; both wrap the
+loss once (:mod:`jaxopt_lab.precision`), so the plan and the compiled program are
+reused. A wide sweep of a small network is bound by the traffic of its members' hidden
+activations on a GPU; bfloat16 halves it, remat trades stored activations for
+recomputation (less memory held, not fewer bytes moved).
+
 Divergence
 ----------
 A member *diverges* at step :math:`t` when its loss or gradient there is not finite,
@@ -105,6 +115,8 @@ def sweep(
     eval_mode: str = "min",
     prune: SuccessiveHalving | None = None,
     seed_quantile: float | None = None,
+    compute_dtype: Any = None,
+    remat: Any = False,
 ) -> SweepResult:
     r"""Train one member per (learning rate, hyperparameters, seed) in one compiled
     program and return a :class:`SweepResult`.
@@ -166,6 +178,14 @@ def sweep(
       seed_quantile: how a configuration's seeds are combined for ranking and pruning:
         None (default) their mean score, or this quantile of their scores in [0, 1]
         (0.5 the median, 1.0 the worst seed).
+      compute_dtype: evaluate the loss (forward and backward) in this floating dtype,
+        e.g. ``jnp.bfloat16``: the floating params and ``data`` batches are cast to it,
+        the loss cast back; gradients, params and optimizer states stay in the params'
+        dtype. It halves the activation traffic that bounds a wide sweep of a small
+        network on a GPU. Arrays the loss closes over are not cast (see
+        :mod:`jaxopt_lab.precision`); ``eval_fn`` runs as given.
+      remat: recompute the loss's activations in the backward pass instead of storing
+        them (``jax.checkpoint``): True, or a ``jax.checkpoint_policies`` policy.
 
     Returns:
       A :class:`SweepResult`; arrays shaped ``(K, [hyperparam axes], [S], steps)``.
@@ -196,7 +216,7 @@ def sweep(
                 vmap_width=vmap_width, devices=None if devices is None else tuple(devices),
                 progress=progress, has_aux=has_aux, warm=warm, init_fn=init_fn,
                 evaluation=(eval_fn, eval_data, eval_every, eval_mode), prune=prune,
-                seed_quantile=seed_quantile)  # fmt: skip
+                seed_quantile=seed_quantile, compute_dtype=compute_dtype, remat=remat)  # fmt: skip
     init_keys, data_keys = driver.seed_keys(key, check_seeds(seeds))  # checks the key too
     if init_fn is not None and not warm:
         seed_params = jax.vmap(init_fn)(init_keys)
@@ -241,7 +261,8 @@ def sweep(
              divergence_threshold=divergence_threshold, chunk_size=chunk_size,
              vmap_width=vmap_width, devices=devices, progress=progress, has_aux=has_aux,
              eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every, eval_mode=eval_mode,
-             prune=prune, seed_quantile=seed_quantile),
+             prune=prune, seed_quantile=seed_quantile, compute_dtype=compute_dtype,
+             remat=remat),
     )  # fmt: skip
     return result
 

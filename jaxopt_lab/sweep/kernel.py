@@ -96,9 +96,15 @@ def _member(spec: Spec, consts: Consts, lr, hp, seed, start):
     p0, s0, dead0 = _start(spec, opt, consts, start)
     batch_of = None
     if spec.minibatch:
+        # One seed (a static shape): every member sees the same batch. Indexed by the
+        # member's seed, a vmapped value, the gather would copy the batch once per
+        # member and turn the shared first-layer product X @ [W1_1 .. W1_K] (one GEMM)
+        # into K batched ones; a constant index keeps the batch unbatched.
+        one_seed = consts.order.shape[0] == 1
 
         def batch_of(t):
-            return jax.tree.map(lambda x: x[consts.order[seed, t]], consts.data)
+            idx = consts.order[0, t] if one_seed else consts.order[seed, t]
+            return jax.tree.map(lambda x: x[idx], consts.data)
 
     inner = core.stepper(opt, spec.loss_fn, spec.has_aux, s0, batch_of)
     first = None if batch_of is None else (batch_of(0),)

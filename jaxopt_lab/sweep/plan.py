@@ -36,6 +36,7 @@ from jaxopt_lab.checks import (
 )
 from jaxopt_lab.errors import InputTypeError, InputValueError
 from jaxopt_lab.loops import data_size
+from jaxopt_lab.precision import check_compute_dtype, wrap_loss
 from jaxopt_lab.sweep import checkpoint
 from jaxopt_lab.sweep.halving import check_prune
 from jaxopt_lab.sweep.kernel import AXIS, Spec
@@ -443,6 +444,17 @@ def _pruning(prune, warm, evaluation, steps: int, configs: int) -> tuple[tuple, 
     return rungs, unit, (eval_fn, eval_data, eval_every, eval_mode)
 
 
+def _precision_config(compute_dtype: Any, remat: Any) -> dict[str, Any]:
+    """The fingerprint's precision entries, present only when set, so that a checkpoint
+    folder written before these options existed still matches a default sweep."""
+    out: dict[str, Any] = {}
+    if compute_dtype is not None:
+        out["compute_dtype"] = str(check_compute_dtype(compute_dtype))
+    if remat is not False:
+        out["remat"] = True if remat is True else checkpoint.callable_id(remat)
+    return out
+
+
 def _seed_quantile(q: Any) -> float | None:
     if q is None:
         return None
@@ -526,8 +538,11 @@ def plan_for(args: dict[str, Any]) -> Plan:
 
 def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, combine, seeds,
            init_fn, data, mode_args, divergence_threshold, chunk_size, vmap_width,
-           devices, progress, has_aux, warm, evaluation, prune, seed_quantile) -> Plan:  # fmt: skip
+           devices, progress, has_aux, warm, evaluation, prune, seed_quantile, compute_dtype,
+           remat) -> Plan:  # fmt: skip
     check_callable("loss_fn", loss_fn)
+    # the members run the wrapped loss; equal wrappers keep the chunk program's jit key
+    run_loss = wrap_loss(loss_fn, compute_dtype, remat, bool(has_aux))
     lrs = _check_learning_rates(learning_rates)
     hps = _check_hyperparams(make_optimizer, hyperparams, combine, lrs.size)
     seeds_arr = check_seeds(seeds)
@@ -541,7 +556,7 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
     m = members.lrs.size
     devices, mesh, sharding = _devices(devices)
     first_batch = None if not mode.minibatch else jax.tree.map(lambda x: x[: mode.batch_size], data)
-    probe = _probe(loss_fn, has_aux, params, first_batch)
+    probe = _probe(run_loss, has_aux, params, first_batch)
     lr0, hp0 = float(lrs[0]), {n: float(v[0]) for n, v in hps.items()}
     state_like = jax.eval_shape(lambda p: make_optimizer(lr0, **hp0).init(p), params)
     if vmap_width is None:
@@ -553,7 +568,7 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
     per_seed = init_fn is not None and not warm
     param_index = members.seed_index if per_seed else np.zeros_like(members.seed_index)
     spec = Spec(
-        make_optimizer=make_optimizer, loss_fn=loss_fn, steps=mode.steps,
+        make_optimizer=make_optimizer, loss_fn=run_loss, steps=mode.steps,
         minibatch=mode.minibatch, has_aux=bool(has_aux), width=vmap_width,
         block=ev.every or (min(PROGRESS_EVERY, mode.steps) if progress else mode.steps),
         progress=progress, mesh=mesh, checked=False, per_seed_params=per_seed, warm=warm,
@@ -591,6 +606,7 @@ def _build(*, make_optimizer, loss_fn, params, learning_rates, hyperparams, comb
             "method": "successive_halving", "eta": prune.eta, "min_steps": unit,
             "rungs": [list(r) for r in rungs]},
     }  # fmt: skip
+    config.update(_precision_config(compute_dtype, remat))
     return Plan(
         members=members, shape=shape, mode=mode, seeds=seeds_arr, per_seed_params=per_seed,
         devices=devices, sharding=sharding, width=vmap_width, chunk=chunk, n_chunks=n_chunks,
