@@ -14,7 +14,14 @@ import optax
 import optax.contrib
 import pytest
 from catalogue import catalogue_names
-from conftest import ALIASES, assert_trees_close, build, enable_x64, state_signature
+from conftest import (
+    ALIASES,
+    assert_trees_close,
+    build,
+    enable_x64,
+    release_compiled_programs,
+    state_signature,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +59,15 @@ HYPERPARAMETERS = st.fixed_dictionaries({
     "lr": st.floats(1e-4, 0.5), "b": st.floats(0.0, 0.99), "b2": st.floats(0.5, 0.999),
     "eps": st.floats(1e-8, 1e-2), "wd": st.floats(0.0, 0.1), "flag": st.booleans(),
 })  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _release_eager_programs():
+    """The examples run eagerly on random shapes and dtypes: each new combination of an
+    op compiles a small program, thousands in this module, so they are released after
+    every test (conftest.release_compiled_programs)."""
+    yield
+    release_compiled_programs()
 
 
 class Shape(tuple):
