@@ -66,13 +66,13 @@ from jaxopt_lab._lbfgsb import (
 )
 from jaxopt_lab._tree import Evaluated
 from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
-from jaxopt_lab.checks import check_callable, check_count, check_same_structure
+from jaxopt_lab.checks import check_callable, check_count
 from jaxopt_lab.errors import InputTypeError, InputValueError
 from jaxopt_lab.linesearch import (
     _check_wolfe,
+    flat_arguments,
     initial_step_guess,
     made_no_progress,
-    require_extra_args,
     rounding_tolerance,
     zoom_search,
 )
@@ -123,15 +123,9 @@ def _lbfgsb_update(h, updates, state: LBFGSBState, params=None, *, value=None, g
                    value_fn=None, **extra):  # fmt: skip
     """One L-BFGS-B iteration: direction, line search inside the box, memory update."""
     del updates, extra
-    require_extra_args("lbfgsb", value, grad, value_fn)
-    if params is None:
-        raise InputTypeError("lbfgsb needs `params`.")
-    check_same_structure(grad, params, "params")
-    x0, unravel = ravel_pytree(params)
+    x0, unravel, g, value = flat_arguments("lbfgsb", params, value, grad, value_fn)
     lo, hi = flat_bounds(unpack_tree(*h.lower), unpack_tree(*h.upper), params, x0.dtype)
     x = jnp.clip(x0, lo, hi)  # jol.minimize starts feasible; by hand a start is projected
-    g = ravel_pytree(grad)[0].astype(x.dtype)
-    value = jnp.asarray(value, x.dtype)
 
     def value_and_grad(v):  # evaluated inside the box, also when rounding steps outside
         # (in the params' dtype: a loss that promotes to float64 must not change the
@@ -292,11 +286,7 @@ def _pg_update(h, updates, state: ProjectedGradientState, params=None, *, value=
                grad=None, value_fn=None, **extra):  # fmt: skip
     """One projected-gradient step, with a fixed learning rate or the arc search."""
     del updates, extra
-    require_extra_args("projected_gradient", value, grad, value_fn)
-    if params is None:
-        raise InputTypeError("projected_gradient needs `params`.")
-    check_same_structure(grad, params, "params")
-    x0, unravel = ravel_pytree(params)
+    x0, unravel, g, value = flat_arguments("projected_gradient", params, value, grad, value_fn)
     projection = state.evaluated.projection
 
     def project(v):
@@ -307,8 +297,6 @@ def _pg_update(h, updates, state: ProjectedGradientState, params=None, *, value=
         return f.astype(v.dtype), gv.astype(v.dtype)
 
     x = project(x0)
-    g = ravel_pytree(grad)[0].astype(x.dtype)
-    value = jnp.asarray(value, x.dtype)
     if h.learning_rate is not None:
         z = project(x - h.learning_rate * g)
         f, gz = value_and_grad(z)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab.checks import check_callable
+from jaxopt_lab.checks import check_callable, check_flag
 from jaxopt_lab.errors import InputTypeError, InputValueError
 
 # --------------------------------------------------------------------------------------
@@ -239,6 +239,32 @@ def _make_guard() -> Any:
 
 
 _guard_p = _make_guard()
+
+
+def check_implicit_options(args: Any, implicit_diff: Any, linear_solver: Any) -> None:
+    """The options of a solve that can be differentiated implicitly (``jol.minimize``,
+    ``jol.least_squares``): ``args`` a tuple, ``implicit_diff`` a flag, and a
+    ``linear_solver`` only with it."""
+    if not isinstance(args, tuple):
+        raise InputTypeError(
+            "`args` must be a tuple of pytrees (the function is called as f(params, "
+            f"*args)), got {type(args).__name__}; write args=(x,) for a single one."
+        )
+    check_flag("implicit_diff", implicit_diff)
+    if linear_solver is not None:
+        if not implicit_diff:
+            raise InputValueError("`linear_solver` is used only with implicit_diff=True.")
+        check_callable("linear_solver", linear_solver, "a callable (matvec, b) -> solution")
+
+
+def reverse_mode_message(solver: str, when: str, alternative: str = "") -> str:
+    """What :class:`ReverseModeError` says for ``solver``, which loops ``when``."""
+    return (
+        f"{solver} cannot be differentiated in reverse mode (jax.grad, jax.vjp) when it "
+        f"{when}. For derivatives of the solution with respect to `args`, pass "
+        "`implicit_diff=True` (by the implicit function theorem, about the cost of one "
+        f"more solve){alternative}. Forward mode (jax.jvp, jax.jacfwd) works as it is."
+    )
 
 
 def refuse_reverse_mode(tree: Any, message: str) -> Any:

@@ -51,9 +51,14 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxopt_lab._iterate import Status
-from jaxopt_lab.checks import check_callable, check_count, check_flag, check_params, is_concrete
+from jaxopt_lab.checks import check_callable, check_count, check_params, is_concrete
 from jaxopt_lab.errors import InputTypeError, InputValueError
-from jaxopt_lab.implicit import implicit_solve, refuse_reverse_mode
+from jaxopt_lab.implicit import (
+    check_implicit_options,
+    implicit_solve,
+    refuse_reverse_mode,
+    reverse_mode_message,
+)
 from jaxopt_lab.loops import OptimizeResult
 
 # The Jacobian is formed when n <= DENSE_MAX_PARAMS and m n <= DENSE_MAX_SIZE (32 MiB in
@@ -532,12 +537,7 @@ class _Cost(NamedTuple):
         return 0.5 * jnp.sum(r * r)
 
 
-_REVERSE_MODE_MESSAGE = (
-    "jol.least_squares cannot be differentiated in reverse mode (jax.grad, jax.vjp) "
-    "through its loop; pass implicit_diff=True for derivatives of the solution with "
-    "respect to `args` (by the implicit function theorem). Forward mode (jax.jvp, "
-    "jax.jacfwd) works as it is."
-)
+_REVERSE_MODE_MESSAGE = reverse_mode_message("jol.least_squares", "runs its loop")
 
 
 def least_squares(
@@ -625,8 +625,7 @@ def least_squares(
     max_steps = check_count("max_steps", max_steps)
     if max_cg_steps is not None:
         max_cg_steps = check_count("max_cg_steps", max_cg_steps)
-    if not isinstance(args, tuple):
-        raise InputTypeError(f"`args` must be a tuple of extra arguments, got {args!r}.")
+    check_implicit_options(args, implicit_diff, linear_solver)
     if tol is None:  # SciPy's default, unless it is below the dtype's rounding
         dtype = jnp.result_type(*jax.tree.leaves(params)) if jax.tree.leaves(params) else float
         tol = max(DEFAULT_TOL, 10 * float(jnp.finfo(dtype).eps))
@@ -637,9 +636,6 @@ def least_squares(
     tols = jnp.stack(tols) if not is_concrete(tols) else np.asarray(tols, jnp.result_type(float))
     if not any(np.size(leaf) for leaf in jax.tree.leaves(params)):
         raise InputValueError("`params` must hold at least one parameter.")
-    check_flag("implicit_diff", implicit_diff)
-    if linear_solver is not None and not implicit_diff:
-        raise InputValueError("`linear_solver` is used only with implicit_diff=True.")
     if implicit_diff:  # the solution depends on the tolerances only through rounding
         tols = jax.lax.stop_gradient(tols) if isinstance(tols, jax.core.Tracer) else tols
 

@@ -36,7 +36,6 @@ from jaxopt_lab.base import HyperFunction, Params, Static
 from jaxopt_lab.checks import (
     check_callable,
     check_count,
-    check_flag,
     check_key,
     check_optimizer,
     check_params,
@@ -44,8 +43,13 @@ from jaxopt_lab.checks import (
     check_tol,
     is_concrete,
 )
-from jaxopt_lab.errors import InputTypeError, InputValueError
-from jaxopt_lab.implicit import implicit_solve, refuse_reverse_mode
+from jaxopt_lab.errors import InputValueError
+from jaxopt_lab.implicit import (
+    check_implicit_options,
+    implicit_solve,
+    refuse_reverse_mode,
+    reverse_mode_message,
+)
 from jaxopt_lab.precision import wrap_loss
 
 
@@ -204,14 +208,11 @@ def _with_args(loss_fn, args, params):
     return loss_fn(params, *args)
 
 
-_REVERSE_MODE_MESSAGE = (
-    "jol.minimize cannot be differentiated in reverse mode (jax.grad, jax.vjp) when it "
-    "runs a while loop (with `tol`, or with a solver that runs a line search). For "
-    "derivatives of the solution with respect to `args`, pass `implicit_diff=True` (by "
-    "the implicit function theorem, about the cost of one more solve); to differentiate "
-    "through the unrolled updates (a hypergradient w.r.t. a learning rate), use a "
-    "first-order optimizer with a fixed number of `steps` and tol=None. Forward mode "
-    "(jax.jvp, jax.jacfwd) works as it is."
+_REVERSE_MODE_MESSAGE = reverse_mode_message(
+    "jol.minimize",
+    "runs a while loop (with `tol`, or with a solver that runs a line search)",
+    "; to differentiate through the unrolled updates (a hypergradient w.r.t. a learning "
+    "rate), use a first-order optimizer with a fixed number of `steps` and tol=None",
 )
 
 
@@ -290,7 +291,7 @@ def minimize(
     dyn, static = _check_common(loss_fn, params, optimizer)
     tol = _host_tol(tol)
     _check_state(state, optimizer, params)
-    _check_implicit(args, implicit_diff, linear_solver)
+    check_implicit_options(args, implicit_diff, linear_solver)
     if implicit_diff:
         _check_unconstrained(optimizer, params)
     # the implicit rule differentiates the loss as given (its linear solve in the params'
@@ -350,19 +351,6 @@ def _check_unconstrained(optimizer: Any, params: Params) -> None:
             "grad f = 0) would give wrong derivatives. Use an unconstrained optimizer, or "
             "differentiate a fixed number of steps."
         )
-
-
-def _check_implicit(args: Any, implicit_diff: Any, linear_solver: Any) -> None:
-    if not isinstance(args, tuple):
-        raise InputTypeError(
-            "`args` must be a tuple of pytrees (loss_fn is called as loss_fn(params, "
-            f"*args)), got {type(args).__name__}; write args=(x,) for a single one."
-        )
-    check_flag("implicit_diff", implicit_diff)
-    if linear_solver is not None:
-        if not implicit_diff:
-            raise InputValueError("`linear_solver` is used only with implicit_diff=True.")
-        check_callable("linear_solver", linear_solver, "a callable (matvec, b) -> solution")
 
 
 def _constants(tree: Any) -> Any:

@@ -42,13 +42,13 @@ from jax.flatten_util import ravel_pytree
 
 from jaxopt_lab._tree import Evaluated
 from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
-from jaxopt_lab.checks import check_count, check_params, check_same_structure
-from jaxopt_lab.errors import InputTypeError, InputValueError
+from jaxopt_lab.checks import check_count, check_params
+from jaxopt_lab.errors import InputValueError
 from jaxopt_lab.linesearch import (
     _check_wolfe,
+    flat_arguments,
     initial_step_guess,
     made_no_progress,
-    require_extra_args,
     zoom_search,
 )
 
@@ -102,17 +102,11 @@ def _update(
     """One iteration of any method here; ``h.method`` supplies the direction and the
     memory update."""
     del extra
-    require_extra_args(h.name, value, grad, value_fn)
-    if params is None:
-        raise InputTypeError(f"{h.name} needs `params`.")
-    check_same_structure(grad, params, "params")
-    x, unravel = ravel_pytree(params)
-    g, _ = ravel_pytree(grad)
-    g = g.astype(x.dtype)
-    value = jnp.asarray(value, x.dtype)
+    x, unravel, g, value = flat_arguments(h.name, params, value, grad, value_fn)
 
-    def flat_value(v):
-        return value_fn(unravel(v))
+    def flat_value(v):  # in the params' dtype, as `value` (a loss that promotes to
+        # float64 must not change the line search's carry types)
+        return value_fn(unravel(v)).astype(x.dtype)
 
     value_and_grad = jax.value_and_grad(flat_value)
     direction, hvps = h.method.direction(state.memory, g, flat_value, x)

@@ -191,10 +191,26 @@ def test_tol_stops_and_pads_history():
     assert float(res.grad_norms[n]) <= 1e-4 and float(res.grad_norms[n - 1]) > 1e-4
     assert res.losses.shape == (1000,)
     np.testing.assert_array_equal(res.losses[n:], res.losses[n])
+    np.testing.assert_array_equal(res.grad_norms[n:], res.grad_norms[n])
     never = jol.minimize(sine_bowl, jnp.array([5.0]), jol.sgd(0.01), 20, tol=1e-12)
     assert not bool(never.converged) and int(never.num_steps) == 20
     fixed = jol.minimize(sine_bowl, jnp.array([5.0]), jol.sgd(0.01), 20)
     np.testing.assert_array_equal(never.params, fixed.params)
+
+
+@pytest.mark.parametrize("steps", [20, 33, 34, 127, 128, 129, 400])
+def test_history_whatever_the_budget(steps):
+    # the histories are written in chunks and padded by one write: every budget, around
+    # the chunk boundaries too, gives the prefix of a long run's history, padded after it
+    # or cut at the budget (33 stops: the solve converges at 33 updates)
+    x0, opt = jnp.array([-1.2, 1.0]), jol.bfgs()
+    long = jol.minimize(rosenbrock, x0, opt, 1000, tol=1e-4)
+    n = int(long.num_steps)
+    res = jol.minimize(rosenbrock, x0, opt, steps, tol=1e-4)
+    assert res.losses.shape == res.grad_norms.shape == (steps,)
+    assert int(res.num_steps) == min(n, steps)
+    for got, want in ((res.losses, long.losses), (res.grad_norms, long.grad_norms)):
+        np.testing.assert_array_equal(got, want[:steps])
 
 
 def test_no_recompile_for_a_new_learning_rate():

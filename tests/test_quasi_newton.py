@@ -258,3 +258,23 @@ def test_non_finite_start_is_refused():
 def test_bad_hyperparameters(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [jol.bfgs, jol.lbfgs, jol.nonlinear_cg, jol.newton_cg,
+     lambda: jol.lbfgsb(lower=-1.0, upper=2.0),
+     lambda: jol.chain(jol.sgd(1.0), jol.zoom_linesearch()),
+     lambda: jol.chain(jol.sgd(1.0), jol.backtracking_linesearch())],
+    ids=["bfgs", "lbfgs", "nonlinear_cg", "newton_cg", "lbfgsb", "zoom", "backtracking"],
+)  # fmt: skip
+def test_a_loss_that_promotes_to_float64_keeps_float32_params(make):
+    # float32 params, a float64 constant in the loss: the line search's carry once
+    # changed type between iterations (a TypeError from while_loop)
+    with enable_x64():
+        target = np.float64(1.5)
+        res = jol.minimize(lambda p: jnp.sum((p - target) ** 2), jnp.zeros(3, jnp.float32),
+                           make(), 30, tol=1e-5)  # fmt: skip
+        assert res.params.dtype == jnp.float32
+        assert int(res.status) in (0, 2)
+        np.testing.assert_allclose(res.params, 1.5, rtol=1e-5)
