@@ -371,7 +371,7 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
 
     def body(loop):
         base, i, c, obs, _, losses, norms, _ = loop
-        c = step.advance(c, obs, x_of(i))
+        c = step.advance(c, _idle_if_stopped(obs, running(loop[1:])), x_of(i))
         i = i + 1
         if step.reuses:
             obs = step.observe(c, x_of(i))
@@ -412,6 +412,16 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
         carry = carry._replace(last=obs.aux)
     losses, norms = pad_history(losses, norms, i, steps)
     return Until(carry, losses, norms, i, status, jnp.minimum(i + 1, steps))
+
+
+def _idle_if_stopped(obs: Observation, live) -> Observation:
+    """The observation, with a zero gradient for a run that has stopped. Only under
+    ``vmap`` does the loop body run for one (for every member while any runs on; its
+    results are dropped), and there a line search from a stationary point tries up to
+    its budget before it gives up, holding the whole batch for it on every later
+    iteration: with a zero gradient the search accepts its first trial (L-BFGS-B, 1,000
+    vmapped starts: 12 trials per iteration for the batch, against 1-2 per live member)."""
+    return obs._replace(grads=jax.tree.map(lambda g: jnp.where(live, g, 0), obs.grads))
 
 
 def _step_index(i):
