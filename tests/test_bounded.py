@@ -346,3 +346,23 @@ def test_a_loss_that_promotes_to_float64_keeps_float32_params():
             res = jol.minimize(f, x0, opt, 100, tol=1e-5)
             assert res.params.dtype == jnp.float32
             np.testing.assert_allclose(res.params, [0.0, 1.0, 1.5, 1.5], atol=1e-5)
+
+
+def test_subspace_point_needs_a_clearly_downhill_projection():
+    """Morales-Nocedal: the projected Newton point is taken only when it is downhill from
+    x; one whose slope is rounding (here -1e-14 against |g||d| ~ 0.4) would leave the
+    line search nothing to find, so the point backtracked onto the box is taken."""
+    from jaxopt_lab import _lbfgsb as L
+
+    with enable_x64():
+        x, g = jnp.zeros(2), jnp.array([-1.0, 1.0])
+        lo, hi = jnp.array([-1.0, -1.0]), jnp.array([0.2, 1.0])
+        x_cp = jnp.array([0.1, -0.1])  # along -g
+        d_u = jnp.array([1.0, 0.3 - 1e-14])
+        projected = jnp.clip(x_cp + d_u, lo, hi)
+        slope = float(g @ (projected - x))
+        assert -1e-13 < slope < 0  # downhill, by rounding only
+        np.testing.assert_allclose(L._in_box(x, g, lo, hi, x_cp, d_u), [0.2, -0.07], atol=1e-15)
+        # a clearly downhill projection is kept
+        d_u = jnp.array([1.0, -0.5])
+        np.testing.assert_array_equal(L._in_box(x, g, lo, hi, x_cp, d_u), [0.2, -0.6])
