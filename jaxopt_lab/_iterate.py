@@ -369,8 +369,18 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
     def inner_cond(loop):  # the slot of the next record (i + 1) is in this chunk
         return running(loop[1:]) & (loop[1] + 1 - loop[0] < k)
 
+    # An optimizer that evaluates itself keeps its observation in the carry: the loop
+    # holds it once (a while loop's state holding the same array twice costs a copy of
+    # it on every iteration)
+    def held(obs):
+        return None if step.reuses else obs
+
+    def current(c, slot):
+        return c.last if step.reuses else slot
+
     def body(loop):
-        base, i, c, obs, _, losses, norms, _ = loop
+        base, i, c, slot, _, losses, norms, _ = loop
+        obs = current(c, slot)
         c = step.advance(c, _idle_if_stopped(obs, running(loop[1:])), x_of(i))
         i = i + 1
         if step.reuses:
@@ -379,7 +389,8 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
             obs = jax.lax.cond(i < steps, lambda: step.observe(c, x_of(i)), lambda: obs)
         norm = norm_of(obs, c)
         losses, norms = losses.at[i - base].set(obs.loss), norms.at[i - base].set(norm)
-        return base, i, c, obs, norm, losses, norms, _stops(obs, norm, stalled_of(c), tol)
+        stop = _stops(obs, norm, stalled_of(c), tol)
+        return base, i, c, held(obs), norm, losses, norms, stop
 
     def chunk(outer):
         loop, losses, norms = outer
@@ -400,11 +411,12 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
     history = jnp.zeros((steps + 1 if k == steps + 1 else 2 * steps + k,), dtype)
     stalled0 = stalled_of(carry) if warm else jnp.asarray(False)
     stop0 = _stops(obs0, norm0, stalled0, tol)
-    loop = (jnp.asarray(0), jnp.asarray(0), carry, obs0, norm0, small.at[0].set(obs0.loss),
-            small.at[0].set(norm0), stop0)  # fmt: skip
+    loop = (jnp.asarray(0), jnp.asarray(0), carry, held(obs0), norm0,
+            small.at[0].set(obs0.loss), small.at[0].set(norm0), stop0)  # fmt: skip
     hist = (history.at[0].set(obs0.loss), history.at[0].set(norm0))
     loop, losses, norms = jax.lax.while_loop(lambda o: running(o[0][1:]), chunk, (loop, *hist))
-    _, i, carry, obs, norm, _, _, _ = loop
+    _, i, carry, slot, norm, _, _, _ = loop
+    obs = current(carry, slot)
     observed = jnp.asarray(True) if step.reuses else i < steps
     stalled = stalled_of(carry) & ((i > 0) | stalled0)
     status = _status(obs, norm, stalled, observed, tol)
