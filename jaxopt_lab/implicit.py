@@ -257,6 +257,18 @@ def check_implicit_options(args: Any, implicit_diff: Any, linear_solver: Any) ->
         check_callable("linear_solver", linear_solver, "a callable (matvec, b) -> solution")
 
 
+def hoist_closure(fn: Callable, params: Any, args: tuple) -> tuple[Callable, tuple]:
+    """``(fn, args)`` with the values ``fn`` closes over that are being differentiated
+    (JVP tracers, e.g. a regularisation strength captured from an enclosing
+    ``jax.grad``) made explicit trailing arguments, ``fn(params, *args, *hoisted)``, so
+    that the implicit rule differentiates the solution in them too. Unchanged when it
+    closes over none (the same function: no new compile)."""
+    converted, hoisted = jax.closure_convert(fn, params, *args)
+    if not hoisted:
+        return fn, args
+    return converted, (*args, *hoisted)
+
+
 def reverse_mode_message(solver: str, when: str, alternative: str = "") -> str:
     """What :class:`ReverseModeError` says for ``solver``, which loops ``when``."""
     return (

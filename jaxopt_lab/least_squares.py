@@ -55,6 +55,7 @@ from jaxopt_lab.checks import check_callable, check_count, check_params, is_conc
 from jaxopt_lab.errors import InputTypeError, InputValueError
 from jaxopt_lab.implicit import (
     check_implicit_options,
+    hoist_closure,
     implicit_solve,
     refuse_reverse_mode,
     reverse_mode_message,
@@ -603,7 +604,9 @@ def least_squares(
     function theorem on :math:`\nabla F(x^*, \theta) = J^\top r = 0` (Hessian-vector
     products of :math:`F`, second-order residual terms included, solved by
     ``linear_solver``, CG by default), as ``jol.minimize(..., implicit_diff=True)`` does;
-    :math:`\nabla^2 F` must be positive definite at the solution.
+    :math:`\nabla^2 F` must be positive definite at the solution. A value that
+    ``residual_fn`` closes over and that is being differentiated is treated as one of
+    ``args``.
 
     ``solver``: ``"dense"`` forms J (SVD per iteration), ``"cg"`` is matrix-free (LM with
     D = I), ``"auto"`` forms J when :math:`n \le 500` and :math:`mn \le 2^{22}`;
@@ -638,6 +641,7 @@ def least_squares(
         raise InputValueError("`params` must hold at least one parameter.")
     if implicit_diff:  # the solution depends on the tolerances only through rounding
         tols = jax.lax.stop_gradient(tols) if isinstance(tols, jax.core.Tracer) else tols
+        residual_fn, args = hoist_closure(residual_fn, params, args)
 
     def solve(params, args):
         return _solve(params, args, tols, residual_fn=residual_fn, method=method,

@@ -46,6 +46,7 @@ from jaxopt_lab.checks import (
 from jaxopt_lab.errors import InputValueError
 from jaxopt_lab.implicit import (
     check_implicit_options,
+    hoist_closure,
     implicit_solve,
     refuse_reverse_mode,
     reverse_mode_message,
@@ -265,7 +266,9 @@ def minimize(
     the counts are constants, and nothing flows to the starting params, the optimizer
     or ``tol`` (a converged solution depends on none of them). The rule assumes a
     solution: run to a tight ``tol`` and check ``converged``; :math:`H` must be positive
-    definite there. See :func:`jaxopt_lab.implicit.implicit_solve`.
+    definite there. A value that ``loss_fn`` closes over and that is being differentiated
+    (captured from an enclosing ``jax.grad``) is treated as one of ``args``. See
+    :func:`jaxopt_lab.implicit.implicit_solve`.
 
     ``state`` continues a run: pass a previous result's ``.params`` and ``.state``
     (schedules continue their count). 100 steps and then 100 more from there give the
@@ -296,6 +299,8 @@ def minimize(
         _check_unconstrained(optimizer, params)
     # the implicit rule differentiates the loss as given (its linear solve in the params'
     # dtype, not in a compute_dtype's rounding)
+    if implicit_diff:  # a value the loss closes over is differentiated as an arg would be
+        loss_fn, args = hoist_closure(loss_fn, params, args)
     exact_loss = loss_fn
     loss_fn = wrap_loss(loss_fn, compute_dtype, remat, bool(has_aux))  # equal wrappers: one compile
     if implicit_diff:  # the solution depends on none of them; a closure must not see a JVP tracer

@@ -90,6 +90,28 @@ def test_gradient_wrt_data_arrays_and_final_loss():
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
 
 
+def test_a_value_the_loss_closes_over_is_differentiated_like_an_arg():
+    """lam captured by the loss's closure (not passed in `args`), under jax.grad, jacfwd,
+    and a vmap of the gradient: the same derivatives as the closed form (the closure's
+    JVP tracer is made an argument of the rule; it once leaked out of the solve)."""
+    opt, data = jol.sgd(0.02), ridge_data()
+
+    def solve(lam):
+        loss = lambda w: ridge(w, lam, data)  # noqa: E731
+        return jol.minimize(loss, jnp.zeros(4), opt, 200, tol=1e-11, implicit_diff=True).params
+
+    def want(lam):
+        return score(ridge_closed_form(lam, data))
+
+    np.testing.assert_allclose(jax.grad(lambda lam: score(solve(lam)))(0.7), jax.grad(want)(0.7),
+                               rtol=1e-8)  # fmt: skip
+    np.testing.assert_allclose(jax.jacfwd(solve)(0.7),
+                               jax.jacfwd(lambda lam: ridge_closed_form(lam, data))(0.7), rtol=1e-8)  # fmt: skip
+    lams = jnp.array([0.1, 5.0])
+    np.testing.assert_allclose(jax.vmap(jax.grad(lambda lam: score(solve(lam))))(lams),
+                               jax.vmap(jax.grad(want))(lams), rtol=1e-8)  # fmt: skip
+
+
 def test_vmap_over_args_and_jit():
     lams = jnp.array([0.1, 1.0, 5.0])
     opt = jol.sgd(0.02)  # a quasi-Newton solve compiles slowly; it is checked above

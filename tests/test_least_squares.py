@@ -279,6 +279,20 @@ def test_implicit_gradient_matches_the_closed_form(method):
                                    rtol=1e-8, atol=1e-14)  # fmt: skip
 
 
+def test_implicit_gradient_through_a_closure_matches_the_closed_form():
+    """lam captured by the residual function's closure, not passed in `args`."""
+    with enable_x64():
+        residuals, closed_form = _ridge_problem()
+
+        def solution(lam):
+            return jol.least_squares(lambda w: residuals(w, lam), jnp.zeros(4), "lm", 50,
+                                     1e-12, implicit_diff=True).params  # fmt: skip
+
+        grad = jax.grad(lambda lam: jnp.sum(solution(lam) ** 2))(0.7)
+        want = jax.grad(lambda lam: jnp.sum(closed_form(lam) ** 2))(0.7)
+        np.testing.assert_allclose(grad, want, rtol=1e-8)
+
+
 def test_implicit_gradient_of_a_nonlinear_fit_matches_the_solve_s_own_derivatives():
     """d(fitted params)/d(data) of the exponential fit by the implicit rule (which keeps
     the residuals' second-order terms), against forward mode through the iterations (whose derivatives converge more slowly than the iterates: 1e-5) and
