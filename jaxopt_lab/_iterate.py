@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_lab._control import while_loop
 from jaxopt_lab._tree import Evaluated, all_finite, global_norm
 from jaxopt_lab.base import accepts_extra_args, apply_updates
 
@@ -395,7 +396,7 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
     def chunk(outer):
         loop, losses, norms = outer
         base = loop[0]
-        loop = jax.lax.while_loop(inner_cond, body, loop)
+        loop = while_loop(inner_cond, body, loop)
         losses = jax.lax.dynamic_update_slice(losses, loop[5], (base,))
         norms = jax.lax.dynamic_update_slice(norms, loop[6], (base,))
         # the chunk is full (the slot of the next record is past it): start the next one
@@ -414,7 +415,7 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
     loop = (jnp.asarray(0), jnp.asarray(0), carry, held(obs0), norm0,
             small.at[0].set(obs0.loss), small.at[0].set(norm0), stop0)  # fmt: skip
     hist = (history.at[0].set(obs0.loss), history.at[0].set(norm0))
-    loop, losses, norms = jax.lax.while_loop(lambda o: running(o[0][1:]), chunk, (loop, *hist))
+    loop, losses, norms = while_loop(lambda o: running(o[0][1:]), chunk, (loop, *hist))
     _, i, carry, slot, norm, _, _, _ = loop
     obs = current(carry, slot)
     observed = jnp.asarray(True) if step.reuses else i < steps

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg
 
 from jaxopt_lab._box import dot
+from jaxopt_lab._control import while_loop
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # small f32 matrix products exact on TPU/GPU too
 
@@ -228,7 +229,7 @@ def cauchy_point(x, g, lo, hi, wt, big_m, theta):
     b0 = jnp.argmin(left)
     s0 = _Path(b0, left[b0], left, jnp.zeros((), dt), seg_min(fp, fpp), fp, fpp, p,
                jnp.zeros_like(p))  # fmt: skip
-    s = jax.lax.while_loop(cond, body, s0)
+    s = while_loop(cond, body, s0)
     dt_min = jnp.maximum(s.dt_min, 0.0)
     t_cp = s.t_old + dt_min
     passed = (t > 0) & jnp.isfinite(t) & ~jnp.isfinite(s.left)

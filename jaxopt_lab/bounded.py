@@ -52,6 +52,7 @@ from jaxopt_lab._box import (
     projection_box,
     unpack_tree,
 )
+from jaxopt_lab._control import while_loop
 from jaxopt_lab._lbfgsb import (
     Memory,
     cauchy_point,
@@ -279,7 +280,7 @@ def _arc_search(h, value_and_grad, project, x, g, value, step0):
         a = c[1] * h.decrease_factor
         return (c[0] + 1, a, *trial(a))
 
-    return jax.lax.while_loop(cond, body, (jnp.asarray(1), step0, *trial(step0)))
+    return while_loop(cond, body, (jnp.asarray(1), step0, *trial(step0)))
 
 
 def _pg_update(h, updates, state: ProjectedGradientState, params=None, *, value=None,

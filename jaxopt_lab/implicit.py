@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_lab._control import while_loop
 from jaxopt_lab.checks import check_callable, check_flag
 from jaxopt_lab.errors import InputTypeError, InputValueError
 
@@ -78,7 +79,7 @@ class ConjugateGradient(NamedTuple):
             return i + 1, w, r, r + (rr_new / rr) * p, rr_new
 
         start = (0, jnp.zeros_like(b), b, b, jnp.vdot(b, b))
-        return jax.lax.while_loop(cond, body, start)[1]
+        return while_loop(cond, body, start)[1]
 
 
 def conjugate_gradient(

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_lab._control import while_loop
 from jaxopt_lab._iterate import Status
 from jaxopt_lab.checks import check_callable, check_count, check_params, is_concrete
 from jaxopt_lab.errors import InputTypeError, InputValueError
@@ -108,12 +109,8 @@ def _linearize(f: Callable, x: jax.Array, m: int, dense: bool) -> _Lin:
     if not dense:
         r, vjp = jax.vjp(f, x)
         return _Lin(r, vjp(r)[0], jnp.zeros((0, 0), x.dtype))
-    if n <= m:
-        r, jvp = jax.linearize(f, x)
-        jac = jax.vmap(jvp, out_axes=1)(jnp.eye(n, dtype=x.dtype))
-    else:
-        r, vjp = jax.vjp(f, x)
-        jac = jax.vmap(lambda e: vjp(e)[0])(jnp.eye(m, dtype=r.dtype))
+    both = jax.jacfwd if n <= m else jax.jacrev  # (J, r) from one linearization
+    jac, r = both(lambda z: (f(z), f(z)), has_aux=True)(x)
     return _Lin(r, jac.T @ r, jac)
 
 
@@ -215,7 +212,7 @@ def _lm_parameter(step: Callable, delta, lam, gnorm, full_rank) -> tuple[jax.Arr
 
     done0 = phi0 <= SIGMA * delta
     start = (jnp.asarray(0), lam, low, up, (jnp.zeros_like(delta), t0), done0)
-    *_, (lam, t), _ = jax.lax.while_loop(cond, body, start)
+    *_, (lam, t), _ = while_loop(cond, body, start)
     return lam, t
 
 
@@ -362,7 +359,7 @@ def _lm_iteration(c: _Run, f, m, dense, max_cg_steps, tols: _Tols, max_steps) ->
         return inner, accepted, status, n + 1
 
     start = (c, jnp.asarray(False), jnp.asarray(_RUNNING, jnp.int32), jnp.asarray(0))
-    c, accepted, status, _ = jax.lax.while_loop(cond, body, start)
+    c, accepted, status, _ = while_loop(cond, body, start)
     # MAX_TRIALS rejections in a row: the radius shrank 2^40-fold without a decrease
     status = jnp.where((status == _RUNNING) & ~accepted, Status.NO_PROGRESS, status)
 
@@ -425,9 +422,7 @@ def _gn_iteration(c: _Run, f, m, dense, max_cg_steps, tols: _Tols, max_steps) ->
         return (i + 1, alpha, *trial(alpha))
 
     one = jnp.ones((), x.dtype)
-    n, alpha, r_new, cost_new, ok = jax.lax.while_loop(
-        cond, body, (jnp.asarray(1), one, *trial(one))
-    )
+    n, alpha, r_new, cost_new, ok = while_loop(cond, body, (jnp.asarray(1), one, *trial(one)))
     ok = ok & (slope < 0)
     c = c._replace(nfev=c.nfev + n)
 
@@ -469,7 +464,7 @@ def _solve(params, args, tols, *, residual_fn, method, max_steps, solver, max_cg
     tols = _Tols(*(t.astype(x0.dtype) for t in tols))
     iteration = _lm_iteration if method == "lm" else _gn_iteration
     c = _start(f, x0, m, dense, max_steps, tols)
-    c = jax.lax.while_loop(
+    c = while_loop(
         lambda c: c.status == _RUNNING,
         lambda c: iteration(c, f, m, dense, max_cg_steps, tols, max_steps),
         c,

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_lab._control import while_loop
 from jaxopt_lab._tree import Evaluated, global_norm, tree_axpy, tree_scale, tree_vdot
 from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
 from jaxopt_lab.checks import check_count, check_open_unit, check_positive, check_same_structure
@@ -199,7 +200,7 @@ def armijo_search(
         f, g = trial(step)
         return i + 1, step, f, g
 
-    i, step, f, g = jax.lax.while_loop(cond, body, (jnp.asarray(1), step0, f0, g0))
+    i, step, f, g = while_loop(cond, body, (jnp.asarray(1), step0, f0, g0))
     return SearchResult(step, f, g, i, passes(step, f))
 
 
@@ -386,7 +387,7 @@ def zoom_search(
     # (a traced max_steps comes from an optimizer's hyperparameter, checked to be >= 1)
     no_trial = isinstance(max_steps, (int, np.integer)) and max_steps < 1
     z = init if no_trial else body(init)
-    z = jax.lax.while_loop(lambda z: (z.i < max_steps) & ~z.done & ~z.stuck, body, z)
+    z = while_loop(lambda z: (z.i < max_steps) & ~z.done & ~z.stuck, body, z)
     # Out of evaluations or stuck: fall back on the low end (sufficient decrease, or 0).
     step = jnp.where(z.done, z.step, z.lo)
     f = jnp.where(z.done, z.f, z.f_lo)

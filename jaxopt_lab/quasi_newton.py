@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_lab._control import while_loop
 from jaxopt_lab._tree import Evaluated
 from jaxopt_lab.base import HParams, Optimizer, Params, Static, bind
 from jaxopt_lab.checks import check_count, check_params
@@ -412,9 +413,7 @@ class _NewtonCG(NamedTuple):
             return (j + 1, jnp.where(negative, z, z_new), r_new, d_new, negative | small, p)
 
         zero = jnp.zeros_like(g)
-        j, z, _, _, done, p = jax.lax.while_loop(
-            cond, body, (jnp.asarray(0), zero, g, -g, gnorm <= 0, -g)
-        )
+        j, z, _, _, done, p = while_loop(cond, body, (jnp.asarray(0), zero, g, -g, gnorm <= 0, -g))
         return jnp.where(done, p, z), j
 
     def remember(self, mem, s, y, g, g_new, d):
