@@ -208,7 +208,8 @@ def norm_of(obs: Observation, carry: Carry | None = None) -> jax.Array:
     constrained solver (given its ``carry``) the projected-gradient norm
     ||P(x - g) - x||, zero exactly at a stationary point of the
     constrained problem."""
-    # (a sweep member's carry is wrapped by `freezing`: its gradient norm is recorded)
+    if not isinstance(carry, Carry) and isinstance(carry, tuple) and carry:
+        carry = carry[0]  # a sweep member's carry, wrapped by `freezing`
     projection = _projection_of(carry.state) if isinstance(carry, Carry) else None
     if projection is None:
         return global_norm(obs.grads).astype(obs.loss.dtype)
