@@ -446,7 +446,7 @@ def _fit(params, dyn_opt, data, key, state, start_epoch, eval_data, *, loss_fn, 
     n = jax.tree.leaves(data)[0].shape[0]
     first = jax.tree.map(lambda x: x[:batch_size], data)
     check_scalar_fn(loss_fn, (params, first), "loss_fn", bool(has_aux))  # at trace time only
-    state = optimizer.init(params) if state is None else state
+    state = state0 = optimizer.init(params) if state is None else state
     step = core.stepper(optimizer, loss_fn, has_aux, state, lambda idx: _batch(data, idx))
     carry = core.start(step, loss_fn, has_aux, params, state, (first,))
 
@@ -471,9 +471,14 @@ def _fit(params, dyn_opt, data, key, state, start_epoch, eval_data, *, loss_fn, 
     losses, norms = losses.reshape(-1), norms.reshape(-1)
     total = jnp.asarray(losses.size)
     status = core.fixed_status(losses, norms)
+    fun = grad = total  # one evaluation of each step's batch; a line search adds its own
+    ev0, ev = evaluated_state(state0), evaluated_state(carry.state)
+    if ev is not None:
+        fun = total + (ev.num_fun_evals - ev0.num_fun_evals)
+        grad = total + (ev.num_grad_evals - ev0.num_grad_evals)
     return OptimizeResult(
         carry.params, carry.state, losses, norms, total, jnp.asarray(False), carry.last,
-        total, total, status, evals,
+        fun, grad, status, evals,
     )  # fmt: skip
 
 

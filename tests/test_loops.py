@@ -448,3 +448,21 @@ def test_fit_evaluates_inside_its_program_without_changing_the_run():
         np.testing.assert_allclose(value, loss(p, (x, y)), rtol=1e-5)
     with pytest.raises(jol.InputError, match="eval_every"):
         jol.fit(loss, params, jol.sgd(0.05), (x, y), eval_fn=loss, eval_every=0, **kw)
+
+
+def test_fit_counts_the_line_searches_evaluations():
+    """Each mini-batch step evaluates its batch once; a chain ending in a line search
+    evaluates more, and num_fun_evals counts those too (it once counted the steps)."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (32, 3))
+    data = (x, x @ jnp.array([1.0, -2.0, 0.5]))
+
+    def loss(w, batch):
+        return jnp.mean((batch[0] @ w - batch[1]) ** 2)
+
+    opt = jol.chain(jol.sgd(1.0), jol.backtracking_linesearch())
+    res = jol.fit(loss, jnp.zeros(3), opt, data, batch_size=8, epochs=2, key=0)
+    searched = int(res.state[-1].evaluated.num_fun_evals)
+    assert searched >= int(res.num_steps) == 8
+    assert int(res.num_fun_evals) == int(res.num_grad_evals) == 8 + searched
+    plain = jol.fit(loss, jnp.zeros(3), jol.sgd(0.1), data, batch_size=8, epochs=2, key=0)
+    assert int(plain.num_fun_evals) == int(plain.num_steps) == 8
