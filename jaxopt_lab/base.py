@@ -185,6 +185,15 @@ class Optimizer(NamedTuple):
 
     Both members are pytrees (see :class:`HyperFunction`), so an ``Optimizer`` can be
     passed to ``jax.jit`` as an argument and batched with ``jax.vmap``.
+
+    >>> import jax, jax.numpy as jnp, jaxopt_lab as jol
+    >>> opt = jol.sgd(learning_rate=0.1)
+    >>> jax.tree.leaves(opt)  # its hyperparameters are its leaves
+    [0.1]
+    >>> params = jnp.array([1.0, -2.0])
+    >>> updates, state = opt.update(2 * params, opt.init(params), params)
+    >>> print(jol.apply_updates(params, updates))
+    [ 0.8 -1.6]
     """
 
     init: Callable[..., OptState]
@@ -253,7 +262,12 @@ def complement(x: Scalar) -> Scalar:
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
-    """``params + updates``, cast back to each param's dtype (``None`` leaves kept)."""
+    """``params + updates``, cast back to each param's dtype (``None`` leaves kept).
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> jol.apply_updates({"w": jnp.ones(2)}, {"w": jnp.array([0.5, -1.0])})
+    {'w': Array([1.5, 0. ], dtype=float32)}
+    """
     return jax.tree.map(
         lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
         params,
@@ -305,6 +319,13 @@ def chain(*transforms: Any) -> Optimizer:
 
     Accepts ours and any object with ``.init``/``.update`` (optax's included). The state
     is a tuple of the inner states.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> opt = jol.chain(jol.clip_by_global_norm(1.0), jol.scale_by_learning_rate(0.1))
+    >>> grads = jnp.array([3.0, -4.0])  # global norm 5, clipped to 1
+    >>> updates, state = opt.update(grads, opt.init(grads))
+    >>> [round(float(u), 3) for u in updates]
+    [-0.06, 0.08]
     """
     for i, t in enumerate(transforms):
         check_optimizer(t, f"transforms[{i}]")

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 
 class InputError(ValueError):
-    """An argument is not what the function expects; the message names it."""
+    """An argument is not what the function expects; the message names it.
+
+    >>> import jaxopt_lab as jol
+    >>> try:
+    ...     jol.adam(learning_rate=-1.0)
+    ... except jol.InputError as e:
+    ...     print(type(e).__name__, isinstance(e, ValueError))
+    InputValueError True
+    """
 
 
 class InputValueError(InputError):

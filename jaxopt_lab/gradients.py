@@ -35,6 +35,12 @@ def numerical_grad(
 
     ``eps`` is the step :math:`h` relative to :math:`\max(1, |x_i|)`; by default
     :math:`\varepsilon_{dtype}^{1/3}`.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> f = lambda p: jnp.sum(p["x"] ** 2)
+    >>> g = jol.numerical_grad(f, {"x": jnp.array([0.5, -1.0])})
+    >>> print(g["x"].round(3))  # 2x
+    [ 1. -2.]
     """
     check_params(params)
     check_scalar_fn(f, (params,), "f")
@@ -75,6 +81,13 @@ def check_grad(
     which central differences cannot resolve relatively (an exactly zero gradient is
     estimated as about :math:`h^2`). Use float64 (see the module docstring): a correct
     gradient then gives about 1e-7 or less; in float32 expect 1e-3 at best.
+
+    >>> import jax, jax.numpy as jnp, jaxopt_lab as jol
+    >>> f = lambda x: jnp.sum(jnp.sin(x) * x**2)
+    >>> with jax.enable_x64(True):
+    ...     err = jol.check_grad(f, jnp.array([0.5, 2.0], dtype=jnp.float64))
+    >>> err < 1e-8
+    True
     """
     check_params(params)
     check_scalar_fn(f, (params,), "f")

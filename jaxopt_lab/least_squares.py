@@ -607,13 +607,14 @@ def least_squares(
     D = I), ``"auto"`` forms J when :math:`n \le 500` and :math:`mn \le 2^{22}`;
     ``max_cg_steps`` caps each CG solve (default n).
 
-    Example::
+    For example:
 
-        t = jnp.linspace(0, 4, 50); y = 2.5 * jnp.exp(-1.3 * t)
-        res = jol.least_squares(lambda p, t, y: p[0] * jnp.exp(-p[1] * t) - y,
-                                jnp.array([1.0, 1.0]), args=(t, y))
-        res.params, res.status                  # ~(2.5, 1.3), 0 (converged)
-        0.5 * jnp.sum(res.state.residuals**2)   # the final cost (SciPy's res.cost)
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> t = jnp.linspace(0, 4, 50); y = 2.5 * jnp.exp(-1.3 * t)
+    >>> res = jol.least_squares(lambda p, t, y: p[0] * jnp.exp(-p[1] * t) - y,
+    ...                         jnp.array([1.0, 1.0]), args=(t, y))
+    >>> [round(float(v), 3) for v in res.params], int(res.status)  # 0: converged
+    ([2.5, 1.3], 0)
     """
     check_params(params)
     if not isinstance(method, str) or method not in METHODS:

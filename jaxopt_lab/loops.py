@@ -279,16 +279,19 @@ def minimize(
     their dtype); ``remat`` (True or a ``jax.checkpoint_policies`` policy) recomputes
     the loss's activations in the backward pass. See :mod:`jaxopt_lab.precision`.
 
-    Example::
+    For example:
 
-        res = jol.minimize(lambda p: jnp.sum((p - 3.0) ** 2), jnp.zeros(2), jol.adam(0.1), 500)
-        res.params, res.losses[-1]
-
-        def ridge(w, lam):  # d x*(lam) / d lam by implicit differentiation
-            return jnp.sum((X @ w - y) ** 2) + lam * jnp.sum(w**2)
-        solve = lambda lam: jol.minimize(ridge, w0, jol.lbfgs(), 100, tol=1e-8,
-                                         args=(lam,), implicit_diff=True).params
-        jax.jacobian(solve)(0.1)
+    >>> import jax, jax.numpy as jnp, jaxopt_lab as jol
+    >>> res = jol.minimize(lambda p: jnp.sum((p - 3.0) ** 2), jnp.zeros(2), jol.adam(0.1), 500)
+    >>> [round(float(v), 3) for v in res.params], res.losses.shape
+    ([3.0, 3.0], (500,))
+    >>> X, y = jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]), jnp.array([1.0, 2.0, 0.0])
+    >>> def ridge(w, lam):  # d x*(lam) / d lam by implicit differentiation
+    ...     return jnp.sum((X @ w - y) ** 2) + lam * jnp.sum(w**2)
+    >>> solve = lambda lam: jol.minimize(ridge, jnp.zeros(2), jol.lbfgs(), 100, tol=1e-6,
+    ...                                  args=(lam,), implicit_diff=True).params
+    >>> jax.jacobian(solve)(0.1).shape
+    (2,)
     """
     steps = check_count("steps", steps)
     dyn, static = _check_common(loss_fn, params, optimizer)

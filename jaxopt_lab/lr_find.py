@@ -175,10 +175,19 @@ def lr_find(
         lagging it by decades of learning rate (0.98 over 200 steps lags so far that a
         saturating loss never reaches the blow-up test).
 
-    Example::
+    Example:
+      Mini-batch SGD on a linear regression, two seeds, the learning rate ramped from
+      1e-4 to 10 over 100 steps:
 
-        found = jol.lr_find(jol.adam, loss, params, 1e-6, 1.0, steps=200, seeds=4)
-        found.suggestion, found.spread
+      >>> import jaxopt_lab as jol
+      >>> from jaxopt_lab import problems
+      >>> p = problems.linear_regression()
+      >>> found = jol.lr_find(jol.sgd, p.loss, None, lr_min=1e-4, lr_max=10.0, steps=100,
+      ...                     seeds=2, init_fn=p.init_params, data=p.train, batch_size=8)
+      >>> found.losses.shape, found.blowup_lr.shape
+      ((2, 100), (2,))
+      >>> bool(1e-3 < found.suggestion < found.blowup_lr.min())
+      True
     """
     check_callable("make_optimizer", make_optimizer)
     check_callable("loss_fn", loss_fn)

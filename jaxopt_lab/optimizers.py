@@ -25,9 +25,16 @@ def sgd(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
 ) -> Optimizer:
-    r"""Stochastic gradient descent, :math:`p \leftarrow p - \eta g`, with optional
-    heavy-ball or Nesterov momentum (:func:`~jaxopt_lab.transforms.trace`) applied
-    before the learning rate."""
+    r"""Stochastic gradient descent (Robbins & Monro, 1951), :math:`p \leftarrow p - \eta g`,
+    with optional heavy-ball (Polyak, 1964) or Nesterov (1983) momentum
+    (:func:`~jaxopt_lab.transforms.trace`) applied before the learning rate.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> f = lambda x: jnp.sum((x - 1.0) ** 2)
+    >>> res = jol.minimize(f, jnp.zeros(2), jol.sgd(0.1, momentum=0.9), 200)
+    >>> print(res.params.round(4))
+    [1. 1.]
+    """
     check_flag("nesterov", nesterov)
     momentum_tx = (
         identity()
@@ -89,7 +96,19 @@ def adam(
     nesterov: bool = False,
 ) -> Optimizer:
     r"""Adam (Kingma & Ba, 2015): :func:`~jaxopt_lab.transforms.scale_by_adam`, then
-    :math:`-\eta`."""
+    :math:`-\eta`.
+
+    >>> import jax, jax.numpy as jnp, jaxopt_lab as jol
+    >>> f = lambda x: jnp.sum((x - 1.0) ** 2)
+    >>> opt = jol.adam(learning_rate=0.1)
+    >>> params = jnp.zeros(2)
+    >>> state = opt.init(params)
+    >>> for _ in range(300):
+    ...     updates, state = opt.update(jax.grad(f)(params), state, params)
+    ...     params = jol.apply_updates(params, updates)
+    >>> print(params.round(4))
+    [1. 1.]
+    """
     return chain(
         T.scale_by_adam(
             b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov

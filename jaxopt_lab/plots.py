@@ -2,7 +2,9 @@
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``, no
 global figure state, no display needed: safe on a headless machine and in a notebook),
-returns it, and saves it as a PNG when given ``path``.
+returns it, and saves it as a PNG when given ``path``. The figures show themselves in
+Jupyter as PNGs (a subclass with ``_repr_png_``: without ``pyplot`` imported, IPython
+knows no display for a plain Figure and prints its text).
 
 * :func:`lr_sensitivity`: final loss against learning rate on a log axis, the band over
   seeds, diverged members as red crosses, the best learning rate marked.
@@ -21,14 +23,25 @@ returns it, and saves it as a PNG when given ``path``.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
+import matplotlib.figure
 import numpy as np
-from matplotlib.figure import Figure
 
 from jaxopt_lab.errors import InputTypeError, InputValueError
+
+
+class Figure(matplotlib.figure.Figure):
+    """A matplotlib Figure that Jupyter displays as a PNG."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
 
 _DIVERGED_COLOR = "tab:red"
 

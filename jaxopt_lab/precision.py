@@ -137,10 +137,15 @@ def with_compute_dtype(loss_fn: Callable, dtype: Any, has_aux: bool = False) -> 
     transposes cast it back), so only the loss's forward and backward passes run in
     ``dtype``. Equal arguments give equal (and equally hashed) wrappers.
 
-    Example::
+    For example, float32 params and a bfloat16 forward pass:
 
-        loss16 = jol.with_compute_dtype(loss, jnp.bfloat16)
-        jax.grad(loss16)(params)  # float32 gradients, bfloat16 matmuls
+    >>> import jax, jax.numpy as jnp, jaxopt_lab as jol
+    >>> loss = lambda p: jnp.sum((p["w"] @ jnp.ones(3)) ** 2)
+    >>> loss16 = jol.with_compute_dtype(loss, jnp.bfloat16)
+    >>> jax.grad(loss16)({"w": jnp.ones((2, 3))})["w"].dtype  # float32 gradients
+    dtype('float32')
+    >>> loss16 == jol.with_compute_dtype(loss, jnp.bfloat16)  # equal: jit caches hit
+    True
     """
     return ComputeDtype(loss_fn, check_compute_dtype(dtype), has_aux)
 

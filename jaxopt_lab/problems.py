@@ -43,27 +43,27 @@ Design:
 The digits data are loaded once per process (``functools.lru_cache``); scikit-learn is
 imported lazily, so that the test functions work without it (a GPU image may lack it).
 
-Example::
+For example, Rosenbrock's valley from its usual start:
 
-    import jax
-    import jaxopt_lab as jol
-    from jaxopt_lab import problems
+>>> import jaxopt_lab as jol
+>>> from jaxopt_lab import problems
+>>> f = problems.rosenbrock(2)
+>>> print(f.x0, float(f.minimum))
+[-1.2  1. ] 0.0
+>>> res = jol.minimize(f.fn, f.x0, jol.adam(1e-2), 5000)
+>>> bool(f.fn(res.params) - f.minimum < 1e-6)
+True
 
-    f = problems.rosenbrock(2)
-    opt = jol.adam(1e-2)
+and a data problem, its loss on the training split and its metric on the test split:
 
-    def step(carry, _):
-        x, state = carry
-        updates, state = opt.update(jax.grad(f.fn)(x), state, x)
-        return (jol.apply_updates(x, updates), state), f.fn(x)
-
-    run = jax.jit(lambda x0: jax.lax.scan(step, (x0, opt.init(x0)), length=5000))
-    (x, _), losses = run(f.x0)             # x ~ f.minimizers[0] = (1, 1) within 1e-4
-
-    p = problems.digits_mlp()
-    params = p.init_params(jax.random.key(0))
-    loss, grads = jax.value_and_grad(p.loss)(params, p.train)
-    accuracy = p.metric(params, p.test)
+>>> import jax
+>>> p = problems.digits_mlp()
+>>> p.train["x"].shape, p.validation["x"].shape, p.test["x"].shape
+((1077, 64), (270, 64), (450, 64))
+>>> params = p.init_params(jax.random.key(0))
+>>> loss, grads = jax.value_and_grad(p.loss)(params, p.train)
+>>> 0.0 <= float(p.metric(params, p.test)) <= 1.0  # accuracy
+True
 """
 
 from __future__ import annotations
@@ -295,6 +295,12 @@ def rosenbrock(n: int = 2) -> TestFunction:
     value of a function", *The Computer Journal* 3(3):175-184, 1960; Y.-W. Shang and
     Y.-H. Qiu, "A note on the extended Rosenbrock function", *Evolutionary Computation*
     14(1):119-126, 2006.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxopt_lab import problems
+    >>> rosen = problems.rosenbrock(2)
+    >>> float(rosen.fn(jnp.ones(2))), rosen.minimizers.tolist()
+    (0.0, [[1.0, 1.0]])
     """
     n = _check_int("n", n, 2)
 

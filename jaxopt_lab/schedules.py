@@ -129,7 +129,13 @@ def cosine_decay_schedule(
 ) -> HyperFunction:
     r"""Cosine decay (Loshchilov & Hutter, 2017, SGDR, arXiv:1608.03983):
     :math:`\eta(t) = v_0\,\big((1-\alpha)\,c(t)^{k} + \alpha\big)` with
-    :math:`c(t) = \tfrac12\big(1 + \cos(\pi \min(t, T)/T)\big)`."""
+    :math:`c(t) = \tfrac12\big(1 + \cos(\pi \min(t, T)/T)\big)`.
+
+    >>> import jaxopt_lab as jol
+    >>> lr = jol.cosine_decay_schedule(1.0, decay_steps=100)
+    >>> [round(float(lr(t)), 3) for t in (0, 50, 100, 200)]
+    [1.0, 0.5, 0.0, 0.0]
+    """
     check_hyperparameter("init_value", init_value, low=None)
     check_hyperparameter("alpha", alpha, low=None)
     check_hyperparameter("exponent", exponent, low=None)
@@ -183,8 +189,15 @@ def warmup_cosine_decay_schedule(
     end_value: Any = 0.0,
     exponent: Any = 1.0,
 ) -> HyperFunction:
-    r"""Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
-    cosine decay to ``end_value`` at ``decay_steps`` (counted from step 0)."""
+    r"""Linear warm-up (Goyal et al., 2017, arXiv:1706.02677) from ``init_value`` to
+    ``peak_value`` over ``warmup_steps``, then cosine decay (Loshchilov & Hutter, 2017) to
+    ``end_value`` at ``decay_steps`` (counted from step 0).
+
+    >>> import jaxopt_lab as jol
+    >>> lr = jol.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=10, decay_steps=110)
+    >>> [round(float(lr(t)), 3) for t in (0, 5, 10, 60, 110)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
     check_hyperparameter("peak_value", peak_value, low=None)
     check_hyperparameter("end_value", end_value, low=None)
     warmup = check_count("warmup_steps", warmup_steps, low=None)
@@ -318,8 +331,8 @@ def cosine_onecycle_schedule(
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
 ) -> HyperFunction:
-    r"""One-cycle policy with cosine pieces: from ``peak_value / div_factor`` up to
-    ``peak_value`` at ``pct_start * T``, then down to
+    r"""One-cycle policy (Smith & Topin, 2017, arXiv:1708.07120) with cosine pieces: from
+    ``peak_value / div_factor`` up to ``peak_value`` at ``pct_start * T``, then down to
     ``peak_value / (div_factor * final_div_factor)`` at ``T``."""
     steps = _check_onecycle(
         transition_steps, peak_value, div_factor=div_factor, final_div_factor=final_div_factor

@@ -416,6 +416,13 @@ def scale_by_adam(
         u_t = \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}.
 
     ``nesterov=True`` gives NAdam (Dozat, 2016). ``mu_dtype`` sets :math:`m`'s dtype.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> tx = jol.scale_by_adam()
+    >>> g = jnp.array([0.3, -4.0])
+    >>> u, state = tx.update(g, tx.init(g))  # first step: m/(1-b1) = g, v/(1-b2) = g^2
+    >>> print(u.round(4), int(state.count))
+    [ 1. -1.] 1
     """
     _check_adam_args(b1, b2, eps, eps_root)
     check_flag("nesterov", nesterov)
@@ -831,7 +838,15 @@ def _clip(h, updates, params):
 def clip_by_global_norm(max_norm: Any) -> Optimizer:
     r"""Rescale all updates together when their global norm exceeds ``max_norm``
     (Pascanu et al., 2013, arXiv:1211.5063):
-    :math:`u = g` if :math:`\lVert g\rVert < c`, else :math:`u = g\, c / \lVert g\rVert`."""
+    :math:`u = g` if :math:`\lVert g\rVert < c`, else :math:`u = g\, c / \lVert g\rVert`.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> tx = jol.clip_by_global_norm(1.0)
+    >>> g = {"a": jnp.array([3.0]), "b": jnp.array([4.0])}  # global norm 5
+    >>> u, _ = tx.update(g, tx.init(g))
+    >>> round(float(u["a"][0]), 3), round(float(u["b"][0]), 3)
+    (0.6, 0.8)
+    """
     check_hyperparameter("max_norm", max_norm)
     return stateless(_clip_by_global_norm, max_norm=max_norm)
 

@@ -298,6 +298,13 @@ def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -
     ``mask`` is a pytree of bools (a prefix of the params) or a function
     ``params -> mask``. With ``mask_compatible_extra_args``, extra ``update`` arguments
     shaped like the updates are masked too.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> params = {"w": jnp.ones(2), "b": jnp.ones(())}
+    >>> opt = jol.masked(jol.scale(0.0), {"w": True, "b": False})  # zero w's updates only
+    >>> updates, _ = opt.update(params, opt.init(params), params)
+    >>> print(updates["w"], updates["b"])
+    [0. 0.] 1.0
     """
     check_optimizer(inner, "inner")
     check_flag("mask_compatible_extra_args", mask_compatible_extra_args)
@@ -1175,6 +1182,15 @@ def inject_hyperparams(
     named in ``static_args``, bools and non-numeric values are passed as given.
     ``hyperparam_dtype`` (default: the params' highest float dtype) is the dtype of
     float hyperparameters in the state.
+
+    >>> import jax.numpy as jnp, jaxopt_lab as jol
+    >>> opt = jol.inject_hyperparams(jol.adam)(learning_rate=jol.linear_schedule(0.1, 0.0, 10))
+    >>> params = jnp.zeros(2)
+    >>> state = opt.init(params)
+    >>> for _ in range(2):
+    ...     _, state = opt.update(jnp.ones(2), state, params)
+    >>> round(float(state.hyperparams["learning_rate"]), 3)  # what the second update used
+    0.09
     """
     check_callable("inner_factory", inner_factory)
     static = {static_args} if isinstance(static_args, str) else set(static_args)

@@ -108,6 +108,17 @@ def test_figures_need_no_display():
     assert to_rgba("tab:red")  # the diverged colour is a real colour
 
 
+def test_figures_show_as_png_in_jupyter(tmp_path):
+    # IPython displays an object by its _repr_png_; a plain Figure has none (without
+    # pyplot's inline backend a notebook showed "<Figure size ...>")
+    fig = plots.loss_curves({"a": np.linspace(1, 0.1, 10)})
+    assert isinstance(fig, Figure)
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "shown.png").write_bytes(png)
+    assert_real_png(tmp_path / "shown.png", min_size=(200, 300))
+
+
 def test_a_diverged_path_is_left_out_and_the_rest_drawn(tmp_path):
     f = P.rosenbrock()
     paths = {

@@ -50,7 +50,7 @@ def scale_by_ademamix(
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
 ) -> Optimizer:
-    r"""AdEMAMix's direction:
+    r"""AdEMAMix's (Pagliardini, Ablin & Grangier, 2024) direction:
 
     .. math::
         m^{(1)}_t = \beta_1 m^{(1)}_{t-1} + (1-\beta_1) g_t,\quad
@@ -117,7 +117,8 @@ def ademamix(
     weight_decay: Any = 0.0,
     mask: Any = None,
 ) -> Optimizer:
-    r"""AdEMAMix: :func:`scale_by_ademamix`, decoupled weight decay where ``mask``,
+    r"""AdEMAMix (Pagliardini, Ablin & Grangier, 2024): :func:`scale_by_ademamix`,
+    decoupled weight decay where ``mask``,
     then :math:`-\eta`."""
     return chain(
         scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
@@ -139,7 +140,8 @@ def scale_by_simplified_ademamix(
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
 ) -> Optimizer:
-    r"""Simplified AdEMAMix's direction: an undamped momentum and an Adam denominator,
+    r"""Simplified AdEMAMix's (Morwani et al., 2025) direction: an undamped momentum and an
+    Adam denominator,
 
     .. math::
         m_t = g_t + \beta_1 m_{t-1},\quad n_t = g_t^2 + \beta_2 (n_{t-1} - g_t^2),\quad
@@ -185,7 +187,8 @@ def simplified_ademamix(
     weight_decay: Any = 0.0,
     mask: Any = None,
 ) -> Optimizer:
-    r"""Simplified AdEMAMix: :func:`scale_by_simplified_ademamix`, decoupled weight
+    r"""Simplified AdEMAMix (Morwani et al., 2025): :func:`scale_by_simplified_ademamix`,
+    decoupled weight
     decay where ``mask``, then :math:`-\eta`."""
     return chain(
         scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),

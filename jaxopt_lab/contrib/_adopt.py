@@ -38,7 +38,7 @@ def scale_by_adopt(
     use_clipping: bool = True,
     clip_value_fn: Callable[[Any], Any] = _quarter_power,
 ) -> Optimizer:
-    r"""ADOPT's direction (the first step only fills :math:`v`):
+    r"""ADOPT's (Taniguchi et al., 2024) direction (the first step only fills :math:`v`):
 
     .. math::
         \tilde g_t = \operatorname{clip}\!\Big(\frac{g_t}{\max(\sqrt{v_{t-1}}, \epsilon)},
@@ -106,7 +106,7 @@ def adopt(
     use_clipping: bool = True,
     clip_value_fn: Callable[[Any], Any] = _quarter_power,
 ) -> Optimizer:
-    r"""ADOPT: :func:`scale_by_adopt`, then :math:`-\eta`."""
+    r"""ADOPT (Taniguchi et al., 2024): :func:`scale_by_adopt`, then :math:`-\eta`."""
     return chain(
         scale_by_adopt(
             b1,

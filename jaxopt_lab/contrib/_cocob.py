@@ -40,7 +40,8 @@ class COCOBState(NamedTuple):
 
 
 def scale_by_cocob(alpha: Any = 100.0, eps: Any = 1e-8) -> Optimizer:
-    r"""COCOB-Backprop, per coordinate, with :math:`c_t` the incoming update
+    r"""COCOB-Backprop (Orabona & Tommasi, 2017), per coordinate, with :math:`c_t` the
+    incoming update
     (a gradient times the learning rate):
 
     .. math::
@@ -89,7 +90,8 @@ def cocob(
     weight_decay: Any = 0.0,
     mask: Any = None,
 ) -> Optimizer:
-    r"""COCOB: weight decay where ``mask``, times :math:`+\eta` (a gradient scale,
+    r"""COCOB (Orabona & Tommasi, 2017): weight decay where ``mask``, times :math:`+\eta`
+    (a gradient scale,
     default 1), then :func:`scale_by_cocob`."""
     return chain(
         T.add_decayed_weights(weight_decay, mask),
@@ -101,7 +103,8 @@ def cocob(
 def scale_by_acprop(
     b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-16, eps_root: Any = 1e-16
 ) -> Optimizer:
-    r"""ACProp's direction: the *current* gradient over the *previous* centred second
+    r"""ACProp's (Zhuang et al., 2021) direction: the *current* gradient over the
+    *previous* centred second
     moment,
 
     .. math::
@@ -152,7 +155,8 @@ def acprop(
     weight_decay: Any = 0.0,
     mask: Any = None,
 ) -> Optimizer:
-    r"""ACProp: :func:`scale_by_acprop`, decoupled weight decay where ``mask``, then
+    r"""ACProp (Zhuang et al., 2021): :func:`scale_by_acprop`, decoupled weight decay where
+    ``mask``, then
     :math:`-\eta`."""
     return chain(
         scale_by_acprop(b1, b2, eps, eps_root),

@@ -61,7 +61,8 @@ def dadapt_adamw(
     estim_lr0: Any = 1e-6,
     weight_decay: Any = 0.0,
 ) -> Optimizer:
-    r"""D-Adaptation AdamW. With :math:`d_t` the distance estimate (from
+    r"""D-Adaptation AdamW (Defazio & Mishchenko, 2023). With :math:`d_t` the distance
+    estimate (from
     ``estim_lr0``), :math:`\gamma_t` the learning rate (a multiplier, default 1),
     :math:`\lambda_t = d_t \gamma_t \sqrt{1-\beta_2^t}/(1-\beta_1^t)` and
     :math:`\rho = \sqrt{\beta_2}`:
@@ -152,7 +153,8 @@ def prodigy(
     weight_decay: Any = 0.0,
     safeguard_warmup: bool = False,
 ) -> Optimizer:
-    r"""Prodigy. With :math:`d_t` the distance estimate (from ``estim_lr0`` =
+    r"""Prodigy (Mishchenko & Defazio, 2024). With :math:`d_t` the distance estimate (from
+    ``estim_lr0`` =
     :math:`d_0`), :math:`\lambda_t = d_t\gamma_t\sqrt{1-\beta_2^t}/(1-\beta_1^t)` and
     :math:`\beta_3` (default :math:`\sqrt{\beta_2}`):
 

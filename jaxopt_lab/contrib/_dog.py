@@ -36,7 +36,7 @@ class DoGState(NamedTuple):
 
 
 def scale_by_dog(init_step: tuple[str, Any], eps: Any = 1e-8) -> Optimizer:
-    r"""DoG's step size: :math:`u_t = \eta_t g_t` with
+    r"""DoG's (Ivgi, Hinder & Carmon, 2023) step size: :math:`u_t = \eta_t g_t` with
 
     .. math::
         \eta_t = \frac{\max_{i\le t} \|p_i - p_0\|}{\sqrt{\sum_{i\le t}\|g_i\|^2 +
@@ -88,7 +88,8 @@ def dog(
     weight_decay: Any = None,
     mask: Any = None,
 ) -> Optimizer:
-    r"""DoG: optional weight decay (before the step size, so it is scaled too),
+    r"""DoG (Ivgi, Hinder & Carmon, 2023): optional weight decay (before the step size, so
+    it is scaled too),
     :func:`scale_by_dog`, then :math:`-\eta` (a multiplier, default 1)."""
     return chain(
         identity() if weight_decay is None else T.add_decayed_weights(weight_decay, mask),
@@ -104,7 +105,8 @@ class DoWGState(NamedTuple):
 
 
 def scale_by_dowg(init_estim_sq_dist: Any = None, eps: Any = 1e-4) -> Optimizer:
-    r"""DoWG's step size: with :math:`\bar r_t^2 = \max(\bar r_{t-1}^2, \|p_t - p_0\|^2)`
+    r"""DoWG's (Khaled, Mishchenko & Jin, 2023) step size: with :math:`\bar r_t^2 =
+    \max(\bar r_{t-1}^2, \|p_t - p_0\|^2)`
     (from ``init_estim_sq_dist``, default ``eps``) and
     :math:`v_t = v_{t-1} + \bar r_t^2 \|g_t\|^2`,
     :math:`u_t = \bar r_t^2 g_t / (\sqrt{v_t} + \epsilon)`."""
@@ -136,7 +138,8 @@ def dowg(
     weight_decay: Any = None,
     mask: Any = None,
 ) -> Optimizer:
-    r"""DoWG: optional weight decay, :func:`scale_by_dowg`, then :math:`-\eta`."""
+    r"""DoWG (Khaled, Mishchenko & Jin, 2023): optional weight decay,
+    :func:`scale_by_dowg`, then :math:`-\eta`."""
     return chain(
         identity() if weight_decay is None else T.add_decayed_weights(weight_decay, mask),
         scale_by_dowg(init_estim_sq_dist, eps),

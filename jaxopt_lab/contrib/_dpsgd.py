@@ -56,7 +56,7 @@ def differentially_private_aggregate(
     *,
     seed: int | None = None,
 ) -> Optimizer:
-    r"""DP-SGD's aggregation of per-example gradients :math:`g_1, \dots, g_B`:
+    r"""DP-SGD's (Abadi et al., 2016) aggregation of per-example gradients :math:`g_1, \dots, g_B`:
 
     .. math::
         u = \frac{1}{B}\Big(\sum_{b=1}^{B} g_b \min\!\big(1, \tfrac{C}{\|g_b\|}\big)
@@ -134,7 +134,8 @@ def dpsgd(
     momentum: Any = None,
     nesterov: bool = False,
 ) -> Optimizer:
-    r"""DP-SGD: :func:`differentially_private_aggregate` (keyed by ``seed``), then
+    r"""DP-SGD (Abadi et al., 2016): :func:`differentially_private_aggregate` (keyed by
+    ``seed``), then
     momentum (:func:`~jaxopt_lab.trace`, when ``momentum`` is not None), then
     :math:`-\eta`. Takes per-example gradients (a leading batch axis on every leaf)."""
     check_hyperparameter("momentum", momentum, allow_none=True)

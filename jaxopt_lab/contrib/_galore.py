@@ -95,7 +95,7 @@ def scale_by_galore(
     base_optimizer: Any = None,
     weight_dimension_numbers: Any = None,
 ) -> Optimizer:
-    r"""GaLore's direction. For a projected leaf with gradient :math:`G` (as an
+    r"""GaLore's (Zhao et al., 2024) direction. For a projected leaf with gradient :math:`G` (as an
     :math:`m\times n` matrix), every ``update_proj_gap`` steps (from step 0)
     :math:`P \leftarrow U_{:, :r}` of :math:`G = U S V^T` if :math:`m \ge n`, else
     :math:`P \leftarrow V_{:, :r}`, :math:`r = \min(\text{rank}, m, n)`; then
@@ -202,7 +202,7 @@ def galore(
     mask: Any = None,
     weight_dimension_numbers: Any = None,
 ) -> Optimizer:
-    r"""GaLore: :func:`scale_by_galore`, then decoupled weight decay
+    r"""GaLore (Zhao et al., 2024): :func:`scale_by_galore`, then decoupled weight decay
     :math:`+\lambda p` in the full parameter space (where ``mask`` allows), then
     :math:`-\eta`."""
     return chain(

@@ -33,7 +33,8 @@ class MadgradState(NamedTuple):
 def scale_by_madgrad(
     learning_rate: ScalarOrSchedule, momentum: Any = 0.9, eps: Any = 1e-6
 ) -> Optimizer:
-    r"""MADGRAD's step (learning rate included, as a dual-averaging weight): with
+    r"""MADGRAD's (Defazio & Jelassi, 2022) step (learning rate included, as a
+    dual-averaging weight): with
     :math:`\lambda_t = (\eta_t + \epsilon)\sqrt{t}`,
 
     .. math::
@@ -88,7 +89,8 @@ def madgrad(
     weight_decay: Any = 0.0,
     eps: Any = 1e-6,
 ) -> Optimizer:
-    r"""MADGRAD: weight decay added to the gradient, then :func:`scale_by_madgrad`."""
+    r"""MADGRAD (Defazio & Jelassi, 2022): weight decay added to the gradient, then
+    :func:`scale_by_madgrad`."""
     return chain(
         T.add_decayed_weights(weight_decay),
         scale_by_madgrad(learning_rate, momentum, eps),

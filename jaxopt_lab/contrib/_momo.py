@@ -79,7 +79,7 @@ def momo(
     weight_decay: Any = 0.0,
     adapt_lower_bound: bool = False,
 ) -> Optimizer:
-    r"""MoMo (SGD with momentum). With :math:`\beta_t = 0` at the first step,
+    r"""MoMo (Schaipp et al., 2023), SGD with momentum. With :math:`\beta_t = 0` at the first step,
     :math:`\beta` after, and :math:`\lambda` = ``weight_decay``:
 
     .. math::
@@ -144,7 +144,7 @@ def momo_adam(
     weight_decay: Any = 0.0,
     adapt_lower_bound: bool = False,
 ) -> Optimizer:
-    r"""MoMo-Adam: :func:`momo`'s model in Adam's geometry. With
+    r"""MoMo-Adam (Schaipp et al., 2023): :func:`momo`'s model in Adam's geometry. With
     :math:`D_t = \epsilon + \sqrt{v_t/(1-\beta_2^t)}` (elementwise),
     :math:`\rho_t = 1-\beta_1^t` and :math:`\beta_1` from the first step,
 

@@ -384,6 +384,14 @@ def muon(
     (a tree of :class:`MuonDimensionNumbers` with ``None`` for AdamW leaves, or a
     function of the params returning one) gives dimension numbers. ``ns_coeffs`` may
     also name a preset: ``"standard"`` or ``"dion"``.
+
+    >>> import jax, jax.numpy as jnp, jaxopt_lab as jol
+    >>> params = {"w": jnp.eye(3), "b": jnp.zeros(3)}  # w: Muon; b (1-D): AdamW
+    >>> opt = jol.contrib.muon(learning_rate=0.01)
+    >>> grads = jax.tree.map(jnp.ones_like, params)
+    >>> updates, state = opt.update(grads, opt.init(params), params)
+    >>> jax.tree.map(jnp.shape, updates)
+    {'b': (3,), 'w': (3, 3)}
     """
     if adam_learning_rate is None:
         adam_learning_rate = learning_rate

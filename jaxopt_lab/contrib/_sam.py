@@ -51,7 +51,8 @@ def sam(
     opaque_mode: bool = False,
     batch_axis_name: str | None = None,
 ) -> Optimizer:
-    r"""SAM as a cycle of ``sync_period`` steps: ``sync_period - 1`` adversarial steps
+    r"""SAM (Foret et al., 2021) as a cycle of ``sync_period`` steps: ``sync_period - 1``
+    adversarial steps
     (the negated updates of ``adv_optimizer``, e.g. ``chain(normalize(), sgd(rho))``,
     which *ascend*) from the cached params :math:`p_c`, then one ``optimizer`` step from
     :math:`p_c` with the gradient at the perturbed point:

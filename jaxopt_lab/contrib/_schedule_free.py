@@ -54,7 +54,8 @@ def schedule_free(
     weight_lr_power: Any = 2.0,
     state_dtype: Any = None,
 ) -> Optimizer:
-    r"""Schedule-free wrapper of ``base_optimizer`` (whose update :math:`\Delta_t` is a
+    r"""Schedule-free wrapper (Defazio et al., 2024) of ``base_optimizer`` (whose update
+    :math:`\Delta_t` is a
     step of plain SGD or Adam, learning rate included):
 
     .. math::
@@ -149,7 +150,8 @@ def schedule_free_sgd(
     weight_lr_power: Any = 2.0,
     state_dtype: Any = None,
 ) -> Optimizer:
-    r"""Schedule-free SGD: :func:`schedule_free` around :math:`\Delta = -\eta(g + \lambda
+    r"""Schedule-free SGD (Defazio et al., 2024): :func:`schedule_free` around
+    :math:`\Delta = -\eta(g + \lambda
     y)` (no decay when ``weight_decay`` is None), with an optional linear warm-up of
     ``warmup_steps`` steps from 0."""
     learning_rate = _warmup(learning_rate, warmup_steps)
@@ -169,7 +171,7 @@ def schedule_free_adamw(
     weight_lr_power: Any = 2.0,
     state_dtype: Any = None,
 ) -> Optimizer:
-    r"""Schedule-free AdamW: :func:`schedule_free` around
+    r"""Schedule-free AdamW (Defazio et al., 2024): :func:`schedule_free` around
     :math:`\Delta = -\eta\,(g/(\sqrt{\hat v} + \epsilon) + \lambda y)`, with
     :math:`\hat v` the bias-corrected EMA of :math:`g^2` (rate ``b2``; there is no first
     moment: the averaging plays its part), and an optional linear warm-up."""

@@ -90,7 +90,7 @@ def scale_by_sophia(
     verbose: bool = False,
     print_win_rate_every_n_steps: Any = 0,
 ) -> Optimizer:
-    r"""Sophia's direction:
+    r"""Sophia's (Liu et al., 2024) direction:
 
     .. math::
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
@@ -195,7 +195,7 @@ def sophia(
     verbose: bool = False,
     print_win_rate_every_n_steps: Any = 0,
 ) -> Optimizer:
-    r"""Sophia: :func:`scale_by_sophia`, decoupled weight decay where
+    r"""Sophia (Liu et al., 2024): :func:`scale_by_sophia`, decoupled weight decay where
     ``weight_decay_mask``, then :math:`-\eta`. Call ``update(grads, state, params,
     obj_fn=f)`` with ``f(params)`` the objective (its Hessian is probed)."""
     return chain(
