@@ -25,7 +25,6 @@ compare times per start).
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial as P  # P(f, *args): the call f(*args)
 from typing import Any, Callable
 
@@ -195,24 +194,12 @@ def run(quick: bool = True, **options: Any) -> dict[str, Any]:
     cfg = R.settings(PARAMS, quick, options)
     record, log = R.begin("bounded", cfg, tol=TOL, dtype="float64", scipy_options=SCIPY_OPTIONS)
     record["single"] = []
-    with _blas_threads(cfg.blas_threads):
+    with T.blas_threads(cfg.blas_threads):
         for name, prob in problems().items():
             record["single"].append(bench_single(name, prob, cfg))
             log(f"{name}: done")
         record["multistart"] = bench_multistart(cfg, log)
     return R.finish(record)
-
-
-def _blas_threads(n: int) -> Any:
-    """SciPy's L-BFGS-B makes a few tiny BLAS calls per iteration; with two OpenBLAS
-    threads on a loaded machine each one waits for a core (measured: 200 ms for a 2-D
-    solve against 1.2 ms with one thread). One thread is the fastest SciPy gets; JAX's
-    CPU backend does not use OpenBLAS, so it is unaffected."""
-    if not n:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(n, user_api="blas")
 
 
 def _goal(ratio: float, limit: float) -> str:

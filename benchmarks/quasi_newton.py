@@ -30,12 +30,11 @@ per-run median time, the iterations, and the runs solved (gradient 2-norm at mos
 solver, so that a peer whose stop test differs is not penalised for it). Peers: optax's
 L-BFGS (jitted while loop), SciPy BFGS / L-BFGS-B (evaluating a jitted JAX
 value-and-gradient) and optimistix's BFGS when it is importable. In every workload
-SciPy's BLAS is held to one thread (:func:`one_blas_thread`).
+SciPy's BLAS is held to one thread (``_timing.blas_threads``).
 """
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial as P  # P(f, *args): the call f(*args)
 from typing import Any, Callable
 
@@ -282,17 +281,6 @@ def mgh_outcome(f: Callable, out: Any) -> dict[str, Any]:
     return {"iterations": iters, "grad_norm": norm, "solved": bool(norm <= 100 * TOL)}
 
 
-def one_blas_thread() -> Any:
-    """SciPy's BLAS held to one thread: on a loaded machine several threads made SciPy's
-    solves 10-100x slower, which says nothing about the method. Without threadpoolctl,
-    set OPENBLAS_NUM_THREADS=1 before running."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, "blas")
-
-
 def bench_mgh(cfg: Any, log: R.Log) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for name, f, x0 in mgh_runs()[: cfg.mgh_runs]:
@@ -318,7 +306,7 @@ def run(quick: bool = True, **options: Any) -> dict[str, Any]:
     cfg = R.settings(PARAMS, quick, options)
     record, log = R.begin("quasi_newton", cfg, tol=TOL, dtype="float64", blas_threads=1)
     record["single"] = []
-    with one_blas_thread():
+    with T.blas_threads(1):
         for n in (2, 100):
             rows, outs = T.measure(
                 single_variants(n), repeats=cfg.repeats, warmup=1, per_call=("ms", 1e3)
