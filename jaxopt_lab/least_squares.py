@@ -109,8 +109,13 @@ def _linearize(f: Callable, x: jax.Array, m: int, dense: bool) -> _Lin:
     if not dense:
         r, vjp = jax.vjp(f, x)
         return _Lin(r, vjp(r)[0], jnp.zeros((0, 0), x.dtype))
+
+    def with_residuals(z):  # the residuals once, as the output and as the aux
+        r = f(z)
+        return r, r
+
     both = jax.jacfwd if n <= m else jax.jacrev  # (J, r) from one linearization
-    jac, r = both(lambda z: (f(z), f(z)), has_aux=True)(x)
+    jac, r = both(with_residuals, has_aux=True)(x)
     return _Lin(r, jac.T @ r, jac)
 
 
