@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab._control import while_loop
+from jaxopt_lab._control import nested, while_loop
 from jaxopt_lab._tree import Evaluated, all_finite, global_norm
 from jaxopt_lab.base import accepts_extra_args, apply_updates
 
@@ -313,6 +313,7 @@ class Until(NamedTuple):
     num_steps: jax.Array  # updates made
     status: jax.Array
     num_observed: jax.Array  # evaluations made by a first-order method
+    extra: Any = None  # what run_until's `finish` returned
 
 
 def _stops(obs: Observation, norm, stalled, tol) -> jax.Array:
@@ -343,23 +344,27 @@ def _chunk_size(steps: int, dtype: Any) -> int:
     return max(1, min(steps + 1, 512 // np.dtype(dtype).itemsize))
 
 
-def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = False):
-    """``lax.while_loop`` of at most ``steps`` updates that stops on a :class:`Status`,
-    tested on the observation at the current params before each update. A first-order
-    method does not evaluate the params after its last allowed update (nothing would
-    use them); an optimizer that evaluates itself has them already, so they are tested
-    for convergence too. The loop carries one stop flag; the status is worked out once,
-    after it (every op in the body costs on each iteration of a small solve). ``warm``:
-    the state comes from a previous run, whose stalled flag stops this one at once.
+def run_until(step: Stepper, begin: Callable[[], Carry], steps: int, tol: Any,
+              warm: bool = False, finish: Callable | None = None):  # fmt: skip
+    """``lax.while_loop`` of at most ``steps`` updates from the carry ``begin()`` that
+    stops on a :class:`Status`, tested on the observation at the current params before
+    each update. A first-order method does not evaluate the params after its last
+    allowed update (nothing would use them); an optimizer that evaluates itself has them
+    already, so they are tested for convergence too. The loop carries one stop flag; the
+    status is worked out once, after it (every op in the body costs on each iteration
+    of a small solve). ``warm``: the state comes from a previous run, whose stalled flag
+    stops this one at once. ``finish(until)``, given the result without its histories,
+    returns what the caller computes from it (``Until.extra``).
 
     The histories are recorded in chunks (:func:`_chunk_size`): an inner loop writes a
     small buffer, and the outer loop copies it into the ``steps``-long history once per
     chunk, so an iteration costs the same whatever ``steps`` is (and under ``vmap`` the
-    per-iteration select of the carry moves the chunk, not the whole history)."""
+    per-iteration select of the carry moves the chunk, not the whole history). What
+    comes before the loop (``begin``) and after it (the status, ``finish``) runs in two
+    :func:`jaxopt_lab._control.nested` blocks: the top level keeps only the loop and
+    the histories' writes, and XLA:CPU runs the whole program on the calling thread."""
     x_of = _step_index
-    obs0 = step.observe(carry, x_of(0))
-    dtype = obs0.loss.dtype
-    k = _chunk_size(steps, dtype)
+    chunk_of = {}  # the chunk size, from the loss's dtype: known once `start` is traced
 
     def stalled_of(c):
         ev = evaluated_state(c.state)
@@ -369,7 +374,7 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
         return (loop[0] < steps) & ~loop[-1]
 
     def inner_cond(loop):  # the slot of the next record (i + 1) is in this chunk
-        return running(loop[1:]) & (loop[1] + 1 - loop[0] < k)
+        return running(loop[1:]) & (loop[1] + 1 - loop[0] < chunk_of["k"])
 
     # An optimizer that evaluates itself keeps its observation in the carry: the loop
     # holds it once (a while loop's state holding the same array twice costs a copy of
@@ -401,31 +406,50 @@ def run_until(step: Stepper, carry: Carry, steps: int, tol: Any, warm: bool = Fa
         losses = jax.lax.dynamic_update_slice(losses, loop[5], (base,))
         norms = jax.lax.dynamic_update_slice(norms, loop[6], (base,))
         # the chunk is full (the slot of the next record is past it): start the next one
+        k = chunk_of["k"]
         base = jnp.where(loop[1] + 1 - base >= k, base + k, base)
         return (base, *loop[1:]), losses, norms
 
-    norm0 = norm_of(obs0, carry)
-    small = jnp.zeros((k,), dtype)
-    # slots [0, steps] take the records (the last, after the final update, is dropped);
-    # a chunk starts at most at slot `steps`, so `steps + k` slots hold every chunk whole
-    # (one chunk when k = steps + 1: kept that small, the program's top level runs
-    # inline); longer histories get `steps` slots more for `pad_history`'s write
-    history = jnp.zeros((steps + 1 if k == steps + 1 else 2 * steps + k,), dtype)
-    stalled0 = stalled_of(carry) if warm else jnp.asarray(False)
-    stop0 = _stops(obs0, norm0, stalled0, tol)
-    loop = (jnp.asarray(0), jnp.asarray(0), carry, held(obs0), norm0,
-            small.at[0].set(obs0.loss), small.at[0].set(norm0), stop0)  # fmt: skip
-    hist = (history.at[0].set(obs0.loss), history.at[0].set(norm0))
-    loop, losses, norms = while_loop(lambda o: running(o[0][1:]), chunk, (loop, *hist))
-    _, i, carry, slot, norm, _, _, _ = loop
-    obs = current(carry, slot)
-    observed = jnp.asarray(True) if step.reuses else i < steps
-    stalled = stalled_of(carry) & ((i > 0) | stalled0)
-    status = _status(obs, norm, stalled, observed, tol)
-    if not step.reuses:
-        carry = carry._replace(last=obs.aux)
-    losses, norms = pad_history(losses, norms, i, steps)
-    return Until(carry, losses, norms, i, status, jnp.minimum(i + 1, steps))
+    def start():
+        carry = begin()
+        obs0 = step.observe(carry, x_of(0))
+        norm0 = norm_of(obs0, carry)
+        chunk_of["k"] = _chunk_size(steps, obs0.loss.dtype)
+        small = jnp.zeros((chunk_of["k"],), obs0.loss.dtype)
+        stalled0 = stalled_of(carry) if warm else jnp.asarray(False)
+        stop0 = _stops(obs0, norm0, stalled0, tol)
+        loop = (jnp.asarray(0), jnp.asarray(0), carry, held(obs0), norm0,
+                small.at[0].set(obs0.loss), small.at[0].set(norm0), stop0)  # fmt: skip
+        return loop, stalled0
+
+    def looped():  # one block: the loop, its histories, and what XLA hoists out of it
+        loop, stalled0 = nested(start)
+        k, dtype = chunk_of["k"], loop[5].dtype
+        # slots [0, steps] take the records (the last, after the final update, is
+        # dropped); a chunk starts at most at slot `steps`, so `steps + k` slots hold
+        # every chunk whole (one chunk when k = steps + 1); longer histories get `steps`
+        # slots more for `pad_history`'s write
+        history = jnp.zeros((steps + 1 if k == steps + 1 else 2 * steps + k,), dtype)
+        hist = (history.at[0].set(loop[5][0]), history.at[0].set(loop[6][0]))
+        loop, losses, norms = while_loop(lambda o: running(o[0][1:]), chunk, (loop, *hist))
+        return loop, losses, norms, stalled0
+
+    loop, losses, norms, stalled0 = nested(looped)
+
+    def end(loop):
+        _, i, carry, slot, norm, _, _, _ = loop
+        obs = current(carry, slot)
+        observed = jnp.asarray(True) if step.reuses else i < steps
+        stalled = stalled_of(carry) & ((i > 0) | stalled0)
+        status = _status(obs, norm, stalled, observed, tol)
+        if not step.reuses:
+            carry = carry._replace(last=obs.aux)
+        until = Until(carry, None, None, i, status, jnp.minimum(i + 1, steps))
+        return until._replace(extra=None if finish is None else finish(until))
+
+    until = nested(end, loop)
+    losses, norms = pad_history(losses, norms, until.num_steps, steps)
+    return until._replace(losses=losses, norms=norms)
 
 
 def _idle_if_stopped(obs: Observation, live) -> Observation:

@@ -149,14 +149,18 @@ def _optimizer(dyn_opt, static_opt):
 # --------------------------------------------------------------------------------------
 
 
-def _evals(step, state0, state, n_observed, warm):
+def _evals(step, warm_state, state, n_observed):
     """Evaluations of the loss and the gradient a run made: one per observation for a
     first-order method; the start's plus the line searches' for one that evaluates
-    itself (a warm start may have found the start's evaluation in the state)."""
+    itself (a warm start, ``warm_state``, may have found the start's evaluation in its
+    state; a cold one starts from counts of zero)."""
     if not step.reuses:
         return n_observed, n_observed
-    ev0, ev = evaluated_state(state0), evaluated_state(state)
-    first = (ev0.num_fun_evals == 0).astype(ev.num_fun_evals.dtype) if warm else 1
+    ev = evaluated_state(state)
+    if warm_state is None:
+        return ev.num_fun_evals + 1, ev.num_grad_evals + 1
+    ev0 = evaluated_state(warm_state)
+    first = (ev0.num_fun_evals == 0).astype(ev.num_fun_evals.dtype)
     return (
         ev.num_fun_evals - ev0.num_fun_evals + first,
         ev.num_grad_evals - ev0.num_grad_evals + first,
@@ -171,13 +175,31 @@ def _minimize(params, dyn_opt, tol, state, args, *, loss_fn, steps, has_aux, sta
     check_scalar_fn(loss_fn, (params, *args), "loss_fn", bool(has_aux))  # at trace time only
     optimizer = _optimizer(dyn_opt, static_opt)
     warm = state is not None
-    state0 = state if warm else optimizer.init(params)
     if args:  # the loop sees a function of the params alone; no args: the same program
         loss_fn = functools.partial(_with_args, loss_fn, args)
-    step = core.stepper(optimizer, loss_fn, has_aux, state0)
-    carry = core.start(step, loss_fn, has_aux, params, state0, warm=warm)
+    # the stepper needs the state's structure only: no init ops outside the loop's blocks
+    step = core.stepper(optimizer, loss_fn, has_aux,
+                        state if warm else jax.eval_shape(optimizer.init, params))  # fmt: skip
+
+    def begin():
+        state0 = state if warm else optimizer.init(params)
+        return core.start(step, loss_fn, has_aux, params, state0, warm=warm)
+
+    def finish(out):
+        aux = out.carry.last
+        if step.reuses:
+            # the line searches drop the aux: evaluate it once at the final params
+            aux = (
+                core.value_and_grad(loss_fn, has_aux, out.carry.params, ()).aux if has_aux else None
+            )
+        return (
+            aux,
+            _evals(step, state, out.carry.state, out.num_observed),
+            out.status == Status.CONVERGED,
+        )
+
     if use_tol or step.reuses:  # a solver that evaluates itself may stop on its own
-        out = core.run_until(step, carry, steps, tol if use_tol else None, warm=warm)
+        out = core.run_until(step, begin, steps, tol if use_tol else None, warm=warm, finish=finish)
         carry, losses, norms, n, status = (
             out.carry,
             out.losses,
@@ -185,19 +207,15 @@ def _minimize(params, dyn_opt, tol, state, args, *, loss_fn, steps, has_aux, sta
             out.num_steps,
             out.status,
         )
-        n_observed = out.num_observed
+        aux, (fun, grad), converged = out.extra
         looped = True
     else:
-        carry, (losses, norms) = core.run_fixed(step, carry, None, length=steps)
-        n = n_observed = jnp.asarray(steps)
+        carry, (losses, norms) = core.run_fixed(step, begin(), None, length=steps)
+        n = jnp.asarray(steps)
         status = core.fixed_status(losses, norms)
+        aux, (fun, grad) = carry.last, (n, n)
+        converged = status == Status.CONVERGED
         looped = False
-    aux = carry.last
-    if step.reuses:
-        # the line searches drop the aux: evaluate it once at the final params
-        aux = core.value_and_grad(loss_fn, has_aux, carry.params, ()).aux if has_aux else None
-    fun, grad = _evals(step, state0, carry.state, n_observed, warm)
-    converged = status == Status.CONVERGED
     result = OptimizeResult(
         carry.params, carry.state, losses, norms, n, converged, aux, fun, grad, status
     )

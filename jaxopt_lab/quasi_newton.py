@@ -116,8 +116,8 @@ def _update(
     slope = _dot(g, direction)
     descent = jnp.isfinite(slope) & (slope < -h.method.descent_margin * _dot(g, g))
     direction = jnp.where(descent, direction, -g)
-    fresh = h.method.init(x)
-    memory = jax.tree.map(lambda m, m0: jnp.where(descent, m, m0), state.memory, fresh)
+    forget = getattr(h.method, "forget", None) or functools.partial(_forget, h.method, x)
+    memory = forget(state.memory, ~descent)
     # The memory the direction came from is the fresh one (steepest descent for the
     # secant and CG methods; always for Newton-CG, which keeps none): a restart would
     # repeat this very search.
@@ -146,7 +146,7 @@ def _update(
     s = step * direction
     g_new = jnp.where(stuck, g, res.grad.astype(x.dtype))
     memory = h.method.remember(memory, s, g_new - g, g, g_new, direction)
-    memory = jax.tree.map(lambda m, m0: jnp.where(stuck, m0, m), memory, fresh)
+    memory = forget(memory, stuck)
     prev_value = jnp.where(stuck, state.prev_value, value)  # the last decrease sizes the restart
     ev = state.evaluated
     evaluated = Evaluated(
@@ -154,6 +154,12 @@ def _update(
         ev.num_grad_evals + res.num_evals, ev.num_hvp_evals + hvps, stalled,
     )  # fmt: skip
     return unravel(s), QuasiNewtonState(memory, prev_value, evaluated, res.ok, stuck)
+
+
+def _forget(method: Any, x: jax.Array, memory: Any, reset: jax.Array) -> Any:
+    """The method's initial memory where ``reset``, else ``memory`` (a method may define
+    a cheaper ``forget(memory, reset)`` of its own)."""
+    return jax.tree.map(lambda m, m0: jnp.where(reset, m0, m), memory, method.init(x))
 
 
 def _make(name: str, method: Any, c1: float, c2: float, max_linesearch_steps: int) -> Optimizer:
@@ -201,16 +207,16 @@ class _BFGS(NamedTuple):
         # H_0 = I, not rescaled by y's / y'y (N&W eq. 6.20): the rescaling cost 4.8x the
         # iterations on the 10-D quadratic of condition 1e4 (91 against 19; SciPy's BFGS
         # does not rescale either), and the first step is sized by the line search.
-        # H+ = (I - rho s y') H (I - rho y s') + rho s s'   (N&W eq. 6.17), expanded so
-        # that it costs two matrix-vector products and rank-one updates, O(n^2).
+        # H+ = (I - rho s y') H (I - rho y s') + rho s s'   (N&W eq. 6.17), expanded to
+        # H + s u' - v s' with u = (rho^2 y'Hy + rho) s - rho Hy and v = rho Hy: one
+        # matrix-vector product and two rank-one updates, four O(n^2) operations. A
+        # skipped pair updates by zero vectors.
         hy = jnp.sum(inv_hessian * y[None, :], axis=1)
         yhy = _dot(y, hy)
-        new = (
-            inv_hessian
-            - rho * (jnp.outer(s, hy) + jnp.outer(hy, s))
-            + (rho * rho * yhy + rho) * jnp.outer(s, s)
-        )
-        return jnp.where(ok, new, inv_hessian)
+        v = rho * hy
+        u = jnp.where(ok, (rho * rho * yhy + rho) * s - v, 0.0)
+        s, v = jnp.where(ok, s, 0.0), jnp.where(ok, v, 0.0)
+        return inv_hessian + jnp.outer(s, u) - jnp.outer(v, s)
 
 
 def bfgs(c1: float = 1e-4, c2: float = 0.9, max_linesearch_steps: int = 30) -> Optimizer:
@@ -276,10 +282,23 @@ class _LBFGS(NamedTuple):
         del g, g_new, d
         rho, ok = _safe_rho(s, y)
         i = mem.count % self.memory_size
-        new = _LBFGSMemory(
-            mem.s.at[i].set(s), mem.y.at[i].set(y), mem.rho.at[i].set(rho), mem.count + 1
+        # a pair without positive curvature leaves the row (the oldest pair) as it was:
+        # select the row, not the whole (m, n) memory
+        return _LBFGSMemory(
+            mem.s.at[i].set(jnp.where(ok, s, mem.s[i])),
+            mem.y.at[i].set(jnp.where(ok, y, mem.y[i])),
+            mem.rho.at[i].set(jnp.where(ok, rho, mem.rho[i])),
+            mem.count + ok.astype(mem.count.dtype),
         )
-        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, mem)
+
+    def forget(self, mem, reset):
+        # Rows with rho = 0 take no part in the two-loop recursion, and gamma is 1 with
+        # no pairs: an empty memory is rho = 0 and count = 0, whatever the rows hold
+        # (they are finite: written from steps and gradient changes that were).
+        return mem._replace(
+            rho=jnp.where(reset, 0.0, mem.rho).astype(mem.rho.dtype),
+            count=jnp.where(reset, 0, mem.count).astype(mem.count.dtype),
+        )
 
 
 def lbfgs(

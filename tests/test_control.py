@@ -74,3 +74,38 @@ def test_outside_shard_map_it_is_lax_while_loop():
     assert _control._manual_axes() == ()
     out = _control.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.0), (0, 1.0))
     assert out == (3, 8.0)
+
+
+# --------------------------------------------------------------------------------------
+# nested: one nested computation, the same values
+# --------------------------------------------------------------------------------------
+
+
+def _block(x, scale):
+    """A small block with repeated outputs (XLA merges those, see `nested`)."""
+    zero = jnp.zeros((), jnp.int32)
+    return {"y": jnp.sin(x) * scale, "n": zero, "m": zero, "ok": jnp.all(x > -10), "same": False}
+
+
+def test_nested_equals_the_function_under_jit_vmap_and_grad():
+    x = jnp.linspace(-1.0, 1.0, 5)
+    want = _block(x, 2.0)
+    got = jax.jit(lambda x: _control.nested(_block, x, 2.0))(x)
+    assert jax.tree.structure(got) == jax.tree.structure(jax.tree.map(jnp.asarray, want))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert jnp.result_type(a) == jnp.result_type(jnp.asarray(b))
+    batched = jax.vmap(lambda s: _control.nested(_block, x, s)["y"])(jnp.arange(3.0))
+    np.testing.assert_allclose(batched, jnp.sin(x)[None] * jnp.arange(3.0)[:, None])
+    grad = jax.grad(lambda s: jnp.sum(_control.nested(_block, x, s)["y"]))(2.0)
+    np.testing.assert_allclose(grad, jnp.sum(jnp.sin(x)), rtol=1e-6)
+
+
+def test_nested_closes_over_outer_values_and_is_the_function_inside_shard_map():
+    def fn(xs):
+        scale = jnp.max(xs)  # a value of the outer trace, closed over by the block
+        return _control.nested(lambda: jnp.cos(xs) * scale)
+
+    xs = jnp.arange(4.0)
+    np.testing.assert_allclose(jax.jit(fn)(xs), jnp.cos(xs) * 3.0, rtol=1e-6)
+    np.testing.assert_array_equal(_per_device(lambda b: fn(b))(xs), jax.jit(fn)(xs))
