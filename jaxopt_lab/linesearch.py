@@ -238,19 +238,20 @@ def _next_trial(z: _Zoom, a, f, d, low, high, bracketed, max_step_size):
     lo, f_lo, d_lo = low
     hi, f_hi, d_hi = high
     width = hi - lo
-    cubic = _cubic_minimizer(lo, f_lo, d_lo, hi, f_hi, d_hi)
+    # One cubic: in the bracket, through its ends. Still bracketing (a is the low end,
+    # still going down too steeply), through the previous low end and a, extrapolated and
+    # kept within [a + 1.1 (a - lo), a + 4 (a - lo)] (the safeguard of More & Thuente,
+    # 1994); on a quadratic this lands on the minimizer along d.
+    inner, outer = (lo, f_lo, d_lo, hi, f_hi, d_hi), (z.lo, z.f_lo, z.d_lo, a, f, d)
+    ends = [jnp.where(bracketed, u, v) for u, v in zip(inner, outer, strict=True)]
+    cubic = _cubic_minimizer(*ends)
     inside = (
         jnp.isfinite(cubic)
         & (jnp.abs(cubic - lo) > 0.1 * jnp.abs(width))
         & (jnp.abs(hi - cubic) > 0.1 * jnp.abs(width))
     )
-    # Still bracketing (a is the low end, still going down too steeply): extrapolate
-    # with the cubic through the previous low end and a, kept within
-    # [a + 1.1 (a - lo), a + 4 (a - lo)] (the safeguard of More & Thuente, 1994);
-    # on a quadratic this lands on the minimizer along d.
     reach = a - z.lo
-    beyond = _cubic_minimizer(z.lo, z.f_lo, z.d_lo, a, f, d)
-    beyond = jnp.where(jnp.isfinite(beyond), beyond, a + 4.0 * reach)
+    beyond = jnp.where(jnp.isfinite(cubic), cubic, a + 4.0 * reach)
     beyond = jnp.clip(beyond, a + 1.1 * reach, a + 4.0 * reach)
     return jnp.where(
         bracketed, jnp.where(inside, cubic, lo + 0.5 * width), jnp.minimum(beyond, max_step_size)
