@@ -68,8 +68,9 @@ def dense_max(m: int) -> int:
 
 class Memory(NamedTuple):
     """The last ``m`` pairs, oldest first (the last ``min(count, m)`` rows are pairs, the
-    others zero), their inner products (none where :func:`dense_form` is used,
-    which needs none), and :math:`\\theta` (:math:`B_0 = \\theta I`)."""
+    others zero; where :func:`dense_form` is used, which reads only those rows, the others
+    may also hold forgotten pairs), their inner products (none where :func:`dense_form` is
+    used, which needs none), and :math:`\\theta` (:math:`B_0 = \\theta I`)."""
 
     s: jax.Array  # (m, n)
     y: jax.Array  # (m, n)

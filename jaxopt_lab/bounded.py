@@ -120,6 +120,16 @@ def _direction(mem: Memory, x, g, lo, hi):
     return d, jnp.isfinite(slope) & (slope < 0)
 
 
+def _forget_unless(keep, mem: Memory, fresh: Memory) -> Memory:
+    """``mem`` where ``keep``, else the empty memory ``fresh``."""
+    if mem.sy.size:  # static: the compact form reads every row
+        return jax.tree.map(lambda a, b: jnp.where(keep, a, b), mem, fresh)
+    # dense_form reads only the last `count` rows: forgetting sets count (and theta), and
+    # leaves the pairs where they are instead of selecting them for every member
+    theta = jnp.where(keep, mem.theta, fresh.theta)
+    return mem._replace(theta=theta, count=jnp.where(keep, mem.count, fresh.count))
+
+
 def _lbfgsb_update(h, updates, state: LBFGSBState, params=None, *, value=None, grad=None,
                    value_fn=None, **extra):  # fmt: skip
     """One L-BFGS-B iteration: direction, line search inside the box, memory update."""
@@ -139,7 +149,7 @@ def _lbfgsb_update(h, updates, state: LBFGSBState, params=None, *, value=None, g
     # steepest-descent direction P(x - g) - x, downhill unless x is stationary.
     d = jnp.where(descent, d, jnp.clip(x - g, lo, hi) - x)
     fresh = empty_memory(h.memory_size, x)
-    memory = jax.tree.map(lambda a, b: jnp.where(descent, a, b), state.memory, fresh)
+    memory = _forget_unless(descent, state.memory, fresh)
     restarted = state.fresh | ~descent
     first = jnp.isnan(state.prev_value)
     slope = dot(g, d)
@@ -168,7 +178,7 @@ def _lbfgsb_update(h, updates, state: LBFGSBState, params=None, *, value=None, g
     u = feasible_step(x0, jnp.clip(step * d + x, lo, hi), lo, hi)
     g_new = jnp.where(stuck, g, res.grad.astype(x.dtype))
     memory = remember(memory, x0 + u - x, g_new - g)
-    memory = jax.tree.map(lambda a, b: jnp.where(stuck, b, a), memory, fresh)
+    memory = _forget_unless(~stuck, memory, fresh)
     ev = state.evaluated
     evaluated = Evaluated(
         jnp.where(stuck, value, res.value), unravel(g_new), ev.num_fun_evals + res.num_evals,
