@@ -359,10 +359,13 @@ def run_until(step: Stepper, begin: Callable[[], Carry], steps: int, tol: Any,
     The histories are recorded in chunks (:func:`_chunk_size`): an inner loop writes a
     small buffer, and the outer loop copies it into the ``steps``-long history once per
     chunk, so an iteration costs the same whatever ``steps`` is (and under ``vmap`` the
-    per-iteration select of the carry moves the chunk, not the whole history). What
-    comes before the loop (``begin``) and after it (the status, ``finish``) runs in two
-    :func:`jaxopt_lab._control.nested` blocks: the top level keeps only the loop and
-    the histories' writes, and XLA:CPU runs the whole program on the calling thread."""
+    per-iteration select of the carry moves the chunk, not the whole history); the last
+    chunk is written where it ends the history (:func:`_chunk_start`), so the history
+    is no longer than ``steps``, padded once at the end (:func:`pad_history`). The loop
+    with its histories runs in a :func:`jaxopt_lab._control.nested` block, its start
+    (``begin``) in another inside it, and the end (the status, ``finish``) in a third:
+    the top level keeps a handful of operations, and XLA:CPU runs the program on the
+    calling thread instead of handing its operations to worker threads."""
     x_of = _step_index
     chunk_of = {}  # the chunk size, from the loss's dtype: known once `start` is traced
 
@@ -395,18 +398,23 @@ def run_until(step: Stepper, begin: Callable[[], Carry], steps: int, tol: Any,
         else:  # the budget's end: no evaluation nobody reads
             obs = jax.lax.cond(i < steps, lambda: step.observe(c, x_of(i)), lambda: obs)
         norm = norm_of(obs, c)
-        losses, norms = losses.at[i - base].set(obs.loss), norms.at[i - base].set(norm)
+        j = i - _chunk_start(base, steps, chunk_of["k"])  # k (out of bounds, dropped): the
+        # record after the budget's last update, which no history keeps
+        losses, norms = losses.at[j].set(obs.loss), norms.at[j].set(norm)
         stop = _stops(obs, norm, stalled_of(c), tol)
         return base, i, c, held(obs), norm, losses, norms, stop
 
     def chunk(outer):
         loop, losses, norms = outer
-        base = loop[0]
-        loop = while_loop(inner_cond, body, loop)
-        losses = jax.lax.dynamic_update_slice(losses, loop[5], (base,))
-        norms = jax.lax.dynamic_update_slice(norms, loop[6], (base,))
+        base, k = loop[0], chunk_of["k"]
+        # the chunk's buffers start as the history's slots they will be written back to
+        # (the records before `base` in the last chunk, which ends at the history's end)
+        at = (_chunk_start(base, steps, k),)
+        window = (jax.lax.dynamic_slice(losses, at, (k,)), jax.lax.dynamic_slice(norms, at, (k,)))
+        loop = while_loop(inner_cond, body, (*loop[:5], *window, loop[7]))
+        losses = jax.lax.dynamic_update_slice(losses, loop[5], at)
+        norms = jax.lax.dynamic_update_slice(norms, loop[6], at)
         # the chunk is full (the slot of the next record is past it): start the next one
-        k = chunk_of["k"]
         base = jnp.where(loop[1] + 1 - base >= k, base + k, base)
         return (base, *loop[1:]), losses, norms
 
@@ -425,11 +433,9 @@ def run_until(step: Stepper, begin: Callable[[], Carry], steps: int, tol: Any,
     def looped():  # one block: the loop, its histories, and what XLA hoists out of it
         loop, stalled0 = nested(start)
         k, dtype = chunk_of["k"], loop[5].dtype
-        # slots [0, steps] take the records (the last, after the final update, is
-        # dropped); a chunk starts at most at slot `steps`, so `steps + k` slots hold
-        # every chunk whole (one chunk when k = steps + 1); longer histories get `steps`
-        # slots more for `pad_history`'s write
-        history = jnp.zeros((steps + 1 if k == steps + 1 else 2 * steps + k,), dtype)
+        # slots [0, steps) take the records (the one after the budget's last update is
+        # dropped); one chunk of k = steps + 1 slots when the budget is that short
+        history = jnp.zeros((max(steps, k),), dtype)
         hist = (history.at[0].set(loop[5][0]), history.at[0].set(loop[6][0]))
         loop, losses, norms = while_loop(lambda o: running(o[0][1:]), chunk, (loop, *hist))
         return loop, losses, norms, stalled0
@@ -466,20 +472,19 @@ def _step_index(i):
     return i
 
 
+def _chunk_start(base, steps: int, k: int):
+    """Where a chunk of ``k`` records from slot ``base`` is written in the history of
+    ``max(steps, k)`` slots: at ``base``, or for the last chunk, ``k`` slots from the
+    end (its buffer then starts with the records before ``base``)."""
+    return jnp.minimum(base, max(steps, k) - k)
+
+
 def pad_history(losses, norms, i, steps):
     """The first ``steps`` slots of the histories, repeating the last recorded value
-    after a run that stopped at step ``i``. A history with room for ``steps`` more slots
-    after its last record (``2 * steps`` or more) is padded by one write of ``steps``
-    copies there, a copy's cost; a select over the whole history costs about 3 ns a slot
-    on XLA:CPU (30 us for 10,000 steps, against 2 us), more than a short solve."""
+    after a run that stopped at step ``i``: one select, fused with the slice, that reads
+    and writes each slot once (under ``vmap`` the history is ``(batch, steps)``: a
+    history twice as long, padded by a copy, cost 3x the time at 1000 members)."""
     last = jnp.minimum(i, steps - 1)
-    if losses.shape[0] >= 2 * steps:
-
-        def pad(h):
-            tail = jnp.broadcast_to(h[last], (steps,))
-            return jax.lax.dynamic_update_slice(h, tail, (last + 1,))[:steps]
-
-        return pad(losses), pad(norms)
     idx = jnp.arange(steps)
     losses, norms = losses[:steps], norms[:steps]
     return jnp.where(idx > last, losses[last], losses), jnp.where(idx > last, norms[last], norms)
