@@ -113,6 +113,8 @@ def _distinct(i: int, s: Any) -> jax.Array:
 
 
 def _jaxpr_as_fun(closed: Any) -> Callable:
-    extend = getattr(getattr(jax, "extend", None), "core", None)
-    as_fun = getattr(extend, "jaxpr_as_fun", None) or jax.core.jaxpr_as_fun  # older jax
-    return as_fun(closed)
+    try:
+        from jax.extend.core import jaxpr_as_fun
+    except ImportError:  # older jax
+        from jax.core import jaxpr_as_fun
+    return jaxpr_as_fun(closed)
