@@ -173,7 +173,7 @@ _RESUME_PRUNED = textwrap.dedent(
     import sys, numpy as np, jaxopt_lab as jol
     from jaxopt_lab import problems
     r = problems.rosenbrock(2)
-    res = jol.sweep(jol.adam, r.fn, r.x0, np.logspace(-3, 0, 9), 270000, chunk_size=1,
+    res = jol.sweep(jol.adam, r.fn, r.x0, np.logspace(-3, 0, 9), 1000000, chunk_size=1,
                     vmap_width=1, checkpoint_dir=sys.argv[1],
                     prune=jol.successive_halving(eta=3, min_steps=10000))
     res.save(sys.argv[2])
@@ -182,10 +182,14 @@ _RESUME_PRUNED = textwrap.dedent(
 
 
 def test_sigkill_of_a_pruned_sweep_then_resume_gives_identical_results(tmp_path):
+    # The kill lands up to ~60 ms after a segment's file appears (polling, the random
+    # wait): every segment must take longer. With 270,000 steps the last one (one
+    # member) took 80 ms and a loaded CI machine finished it before the kill; with
+    # 1,000,000 it takes ~350 ms.
     script = tmp_path / "run.py"
     script.write_text(_RESUME_PRUNED)
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
-    straight = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 9), 270000,
+    straight = jol.sweep(jol.adam, ROSEN.fn, ROSEN.x0, np.logspace(-3, 0, 9), 1000000,
                          chunk_size=1, vmap_width=1,
                          prune=jol.successive_halving(eta=3, min_steps=10000))  # fmt: skip
     rng = random.Random(1)
